@@ -1,0 +1,1 @@
+"""I/O with the outside world: EDF files, LSL, MQTT, payload codecs. Imports without torch."""
