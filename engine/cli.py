@@ -1,0 +1,74 @@
+"""The ``sleepstream`` command line.
+
+Every subcommand lives in its own module exposing ``add_arguments(parser)`` and
+``main(args) -> int``; this file only lists them. Modules must import without torch (import it
+inside ``main``), so ``sleepstream --help`` works on a runtime-only install.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from engine.errors import SleepstreamError
+
+# (group or None, name, module, one-line help). Grouped commands read "sleepstream GROUP NAME".
+COMMANDS: tuple[tuple[str | None, str, str, str], ...] = (
+    (None, "replay", "engine.commands.replay", "replay an EDF/EDF+ recording through the engine"),
+    (None, "check-config", "engine.commands.check_config", "validate an engine TOML file"),
+    ("bench", "replay", "engine.commands.bench_replay", "replay speed-up and cost per hop"),
+)
+
+GROUP_HELP = {
+    "bench": "benchmarks that print ratios against a baseline measured in the same run",
+    "evaluate": "accuracy on labelled recordings",
+    "simulate": "synthetic nights and recordings replayed as live devices",
+    "train": "train the tokenizer, the transformer and the heads (needs the train extra)",
+    "export": "export the streaming step (ONNX, TensorRT)",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sleepstream",
+        description="Real-time sleep staging and physiological alerts from biosignal streams.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {}
+    for group, name, module_name, help_text in COMMANDS:
+        module = importlib.import_module(module_name)
+        if group is None:
+            p = sub.add_parser(name, help=help_text, description=help_text)
+        else:
+            if group not in groups:
+                gp = sub.add_parser(group, help=GROUP_HELP.get(group, group))
+                groups[group] = gp.add_subparsers(dest="subcommand", required=True, metavar="WHAT")
+            p = groups[group].add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(p)
+        p.set_defaults(_module=module_name)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    module = importlib.import_module(args._module)
+    try:
+        return int(module.main(args) or 0)
+    except SleepstreamError as exc:
+        print(f"sleepstream: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""PyTorch models: RVQ tokenizer, RQ-Transformer, heads, training, export. Needs the train extra."""

@@ -1,0 +1,1 @@
+"""Synthetic PSG, recordings replayed as devices, device emulators, fault injection."""
