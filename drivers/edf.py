@@ -66,7 +66,7 @@ class Annotation:
 
 @dataclass(frozen=True, slots=True)
 class Signal:
-    """One signal of a recording on a regular grid from t=0: ``data`` NaN where ``valid`` is False."""
+    """One signal of a recording on a regular grid from t=0; ``data`` is NaN where not ``valid``."""
 
     label: str
     spec: ChannelSpec
@@ -188,6 +188,8 @@ def _read_signal(
     rule = modality_of(sig.label, rules)
     if rule is not None and rule.scale != 1.0:
         values = values * np.float32(rule.scale)
+    data: F32Array
+    valid: BoolArray
     if onsets is None:
         data, valid = values, np.ones(values.shape, dtype=bool)
     else:

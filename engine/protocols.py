@@ -79,7 +79,7 @@ class Block:
 
     ``native`` holds each channel at its own rate, ``model`` each mapped channel resampled to its
     modality's model rate (the resampler's delay already removed, so rows line up with time).
-    ``model`` may end earlier than ``t_end`` by the resampler delay; its blocks say where they start.
+    ``model`` may end before ``t_end`` by the resampler delay; its blocks say where they start.
     """
 
     bed: str
@@ -111,7 +111,7 @@ class StepBatch:
 
 @dataclass(frozen=True, slots=True)
 class StepOutput:
-    """Model outputs for a batch: ``embeddings`` (B, D), ``stage_logits`` (B, 5), ``surprise`` (B,)."""
+    """Model outputs: ``embeddings`` (B, D), ``stage_logits`` (B, 5), ``surprise`` (B,)."""
 
     embeddings: F32Array
     stage_logits: F32Array

@@ -1,0 +1,262 @@
+"""One bed's streaming state: channels, ring buffers, quality, resampling, block processors.
+
+``BedState`` is synchronous and owns no tasks: the pipeline feeds it frames and source events,
+and it returns the events to emit. Blocks are processed when every channel of the bed has data
+up to a hop boundary (replay), or when the engine clock passes a hop boundary plus a grace
+period (live; channels without data by then are filled with invalid samples).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine import quality, resample
+from engine import ring_buffer as rb
+from engine.protocols import Block, BlockProcessor, ChannelBlock, Event, SourceEvent
+from engine.types import (
+    MODEL_RATES,
+    Alert,
+    AlertKind,
+    AlertState,
+    ChannelSpec,
+    Frame,
+    Priority,
+    StageEstimate,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class ChannelCounters:
+    samples_in: int = 0  # real samples received from the source
+    filled: int = 0  # invalid samples inserted for timestamp gaps
+    dropped_overlap: int = 0  # samples older than the channel's next expected sample
+    overrun: int = 0  # samples overwritten in the ring before they were processed
+    processed: int = 0  # samples that went through quality (real + filled)
+    invalid: int = 0  # processed samples marked invalid by quality
+
+
+@dataclass(slots=True)
+class ChannelState:
+    spec: ChannelSpec
+    ring: rb.RingBufferState
+    quality: quality.ChannelQualityState
+    resampler: resample.ResamplerState | None
+    t0: float = math.nan  # engine time of sample 0 of this channel's grid
+    counters: ChannelCounters = field(default_factory=ChannelCounters)
+
+    @property
+    def end_time(self) -> float:
+        """Engine time just past the newest sample."""
+        return self.t0 + self.ring.written / self.spec.fs
+
+
+@dataclass(slots=True)
+class BedState:
+    bed: str
+    hop_s: float
+    ring_s: float
+    processors: tuple[BlockProcessor, ...] = ()
+    channels: dict[str, ChannelState] = field(default_factory=dict)
+    t_done: float = math.nan  # blocks are processed up to here
+    source_alarms: dict[tuple[str, tuple[str, ...]], Alert] = field(default_factory=dict)
+    alarm_count: int = 0
+    events_out: int = 0
+
+    def add_channels(self, specs: Sequence[ChannelSpec]) -> None:
+        for spec in specs:
+            if spec.name in self.channels:
+                continue
+            capacity = max(16, math.ceil(self.ring_s * spec.fs))
+            model_fs = MODEL_RATES.get(spec.modality or "")
+            rs = resample.new_state(resample.design(spec.fs, model_fs)) if model_fs else None
+            self.channels[spec.name] = ChannelState(
+                spec, rb.new_ring(capacity), quality.new_state(spec), rs
+            )
+
+    # ---- input -------------------------------------------------------------------------
+
+    def push(self, frame: Frame) -> list[Event]:
+        """Take one frame; return the events of every block it completes."""
+        for c, name in enumerate(frame.channels):
+            ch = self.channels.get(name)
+            if ch is None:
+                raise KeyError(f"bed {self.bed}: frame names unknown channel {name!r}")
+            self._push_channel(ch, frame.timestamps, frame.data[:, c], frame.valid[:, c])
+        return self._process_ready(self._watermark())
+
+    def _push_channel(self, ch: ChannelState, ts: Any, data: Any, valid: Any) -> None:
+        fs = ch.spec.fs
+        n = int(ts.shape[0])
+        ch.counters.samples_in += n
+        if math.isnan(ch.t0):
+            ch.t0 = float(ts[0])
+            if math.isnan(self.t_done):
+                self.t_done = math.floor(ch.t0 / self.hop_s) * self.hop_s
+        expected = ch.end_time
+        lead = float(ts[0]) - expected
+        if lead < -1.5 / fs:  # overlaps what we have: keep only the newer samples
+            keep = ts >= expected - 0.5 / fs
+            ch.counters.dropped_overlap += int(n - keep.sum())
+            ts, data, valid = ts[keep], data[keep], valid[keep]
+            if ts.shape[0] == 0:
+                return
+        elif lead > 1.5 / fs:  # samples missing: fill the grid with invalid samples
+            self._fill(ch, round(lead * fs))
+        self._ring_push(ch, data.astype(np.float32, copy=False), valid.astype(bool, copy=False))
+
+    def _fill(self, ch: ChannelState, n: int) -> None:
+        ch.counters.filled += n
+        self._ring_push(ch, np.full(n, np.nan, np.float32), np.zeros(n, bool))
+
+    def _ring_push(self, ch: ChannelState, data: Any, valid: Any) -> None:
+        n = data.shape[0]
+        grid = ch.t0 + (ch.ring.written + np.arange(n)) / ch.spec.fs
+        unprocessed = ch.ring.written - ch.counters.processed - ch.counters.overrun
+        over = unprocessed + n - ch.ring.capacity
+        if over > 0:
+            ch.counters.overrun += over
+            log.warning("bed %s: %s ring overrun, %d samples lost", self.bed, ch.spec.name, over)
+        rb.push(ch.ring, grid, data, valid)
+
+    def source_event(self, ev: SourceEvent) -> list[Event]:
+        """A condition of the source itself (stream lost, clock jump) as a technical alarm."""
+        key = (ev.code, ev.channels)
+        if ev.active and key not in self.source_alarms:
+            self.alarm_count += 1
+            alert = Alert(
+                bed=self.bed, id=f"{self.bed}/{ev.code}/{self.alarm_count}", code=ev.code,
+                kind=AlertKind.TECHNICAL, priority=Priority.MEDIUM, state=AlertState.ACTIVE,
+                onset=ev.t, end=None, value=None, message=ev.message, channels=ev.channels,
+                emitted_at=ev.t,
+            )
+            self.source_alarms[key] = alert
+            return [alert.to_event()]
+        if not ev.active and key in self.source_alarms:
+            start = self.source_alarms.pop(key)
+            ended = Alert(
+                bed=self.bed, id=start.id, code=start.code, kind=start.kind,
+                priority=start.priority, state=AlertState.ENDED, onset=start.onset, end=ev.t,
+                value=None, message=ev.message, channels=start.channels, emitted_at=ev.t,
+            )
+            return [ended.to_event()]
+        return []
+
+    def advance(self, t_now: float, grace_s: float) -> list[Event]:
+        """Live: close hops up to ``t_now - grace_s``; channels without data there get gaps."""
+        t_close = t_now - grace_s
+        for ch in self.channels.values():
+            if not math.isnan(ch.t0) and ch.end_time < t_close:
+                self._fill(ch, math.floor((t_close - ch.end_time) * ch.spec.fs))
+        return self._process_ready(t_close)
+
+    def finish(self) -> list[Event]:
+        """The source ended: process what is left (a last partial hop) and close everything."""
+        started = [c for c in self.channels.values() if not math.isnan(c.t0)]
+        if not started:
+            return []
+        t_end = max(c.end_time for c in started)
+        events = self._process_block(self.t_done, t_end) if t_end > self.t_done else []
+        for ch in started:
+            events.extend(a.to_event() for a in quality.finish(ch.quality, self.bed, t_end))
+        for p in self.processors:
+            events.extend(_as_event(x) for x in p.finish(t_end))
+        for ev in list(self.source_alarms.values()):
+            events.extend(self.source_event(SourceEvent(ev.code, ev.channels, t_end, False,
+                                                        "source ended")))
+        self.t_done = t_end
+        self.events_out += len(events)
+        return events
+
+    # ---- processing --------------------------------------------------------------------
+
+    def _watermark(self) -> float:
+        ends = [c.end_time for c in self.channels.values() if not math.isnan(c.t0)]
+        return min(ends) if ends else math.nan
+
+    def _process_ready(self, t_ready: float) -> list[Event]:
+        if math.isnan(t_ready) or math.isnan(self.t_done):
+            return []
+        t_end = math.floor(t_ready / self.hop_s + 1e-9) * self.hop_s
+        if t_end <= self.t_done:
+            return []
+        return self._process_block(self.t_done, t_end)
+
+    def _process_block(self, t_start: float, t_end: float) -> list[Event]:
+        native: dict[str, ChannelBlock] = {}
+        model: dict[str, ChannelBlock] = {}
+        events: list[Event] = []
+        for name, ch in self.channels.items():
+            if math.isnan(ch.t0):
+                continue
+            blocks = self._channel_block(ch, t_end, events)
+            if blocks is not None:
+                native[name], model_block = blocks
+                if model_block is not None:
+                    model[name] = model_block
+        technical = frozenset(
+            name for name, ch in self.channels.items() if ch.quality.active
+        ) | frozenset(c for key in self.source_alarms for c in key[1])
+        block = Block(self.bed, t_start, t_end, native, model, technical)
+        for p in self.processors:
+            events.extend(_as_event(x) for x in p.process(block))
+        self.t_done = t_end
+        self.events_out += len(events)
+        return events
+
+    def _channel_block(
+        self, ch: ChannelState, t_end: float, events: list[Event]
+    ) -> tuple[ChannelBlock, ChannelBlock | None] | None:
+        fs = ch.spec.fs
+        c = ch.counters
+        start = c.processed + c.overrun
+        stop = min(ch.ring.written, math.ceil((t_end - ch.t0) * fs - 1e-6))
+        if stop <= start:
+            return None
+        _, data, valid = rb.read_index(ch.ring, start, stop)
+        t0 = ch.t0 + start / fs
+        q = quality.step(ch.quality, self.bed, t0, data, valid)
+        events.extend(a.to_event() for a in q.alerts)
+        c.processed += stop - start
+        c.invalid += int((~q.valid).sum())
+        data = np.where(q.valid, data, np.float32(np.nan))
+        native = ChannelBlock(ch.spec.name, ch.spec.modality, fs, t0, data, q.valid)
+        if ch.resampler is None:
+            return native, None
+        before = ch.resampler.aligned_out
+        y, y_valid = resample.step(ch.resampler, data, q.valid)
+        spec = ch.resampler.spec
+        y = np.where(y_valid, y, np.float32(np.nan))
+        model = ChannelBlock(
+            ch.spec.name, ch.spec.modality, spec.fs_out, ch.t0 + before / spec.fs_out, y, y_valid
+        )
+        return native, model
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            name: {
+                "fs": ch.spec.fs,
+                "modality": ch.spec.modality,
+                "samples_in": ch.counters.samples_in,
+                "filled": ch.counters.filled,
+                "dropped_overlap": ch.counters.dropped_overlap,
+                "overrun": ch.counters.overrun,
+                "processed": ch.counters.processed,
+                "invalid": ch.counters.invalid,
+                "invalid_by_reason": dict(ch.quality.bad_samples),
+            }
+            for name, ch in self.channels.items()
+        }
+
+
+def _as_event(x: Alert | StageEstimate | Event) -> Event:
+    if isinstance(x, Alert | StageEstimate):
+        return x.to_event()
+    return x

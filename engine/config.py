@@ -1,0 +1,298 @@
+"""Engine configuration: one TOML file into frozen dataclasses, validated once at start-up.
+
+``load_config`` collects every problem with its location (``beds[1].sources[0].path``) and
+raises one ``ConfigError`` listing them all, each saying what to fix.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from engine.channel_map import ChannelRule
+from engine.errors import ConfigError
+from engine.types import MODALITIES
+
+T = TypeVar("T")
+Problems = list[tuple[str, str]]
+
+SOURCE_KINDS = ("edf", "lsl", "mqtt")
+SINK_KINDS = ("jsonl", "console", "mqtt", "lsl")
+BACKENDS = ("onnx", "torch", "tensorrt")
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSection:
+    hop_s: float = 1.0
+    epoch_s: float = 30.0
+    ring_s: float = 120.0  # seconds of native-rate history kept per channel
+    frame_queue: int = 256  # frames buffered between a source and its bed
+    event_queue: int = 4096  # events buffered per sink
+    live_grace_s: float = 2.0  # live: a hop is closed this long after it ends, data or not
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSection:
+    checkpoint: str = "default"  # "default" (shipped), "none", or a path
+    backend: str = "onnx"
+
+
+@dataclass(frozen=True, slots=True)
+class MqttSection:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    client_id: str | None = None
+    keepalive_s: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    """A source of one bed. ``options`` holds the kind-specific keys, checked by ``_source``."""
+
+    kind: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BedConfig:
+    id: str
+    site: str = "default"
+    sources: tuple[SourceConfig, ...] = ()
+    channel_rules: tuple[ChannelRule, ...] = ()
+    alerts: Mapping[str, Any] = field(default_factory=dict)  # per-bed overrides of [alerts]
+
+
+@dataclass(frozen=True, slots=True)
+class SinkConfig:
+    kind: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    engine: EngineSection = EngineSection()
+    model: ModelSection = ModelSection()
+    mqtt: MqttSection = MqttSection()
+    beds: tuple[BedConfig, ...] = ()
+    sinks: tuple[SinkConfig, ...] = ()
+    alerts: Mapping[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+
+# Keys each source kind accepts: name -> (type, required).
+SOURCE_KEYS: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
+    "edf": {"path": (str, True), "speed": ((int, float), False), "chunk_s": ((int, float), False)},
+    "lsl": {
+        "name": (str, False), "type": (str, False), "source_id": (str, False),
+        "timeout_s": ((int, float), False), "lost_after_s": ((int, float), False),
+    },
+    "mqtt": {"channels": (list, False), "timeout_s": ((int, float), False)},
+}
+SINK_KEYS: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
+    "jsonl": {"path": (str, True)},
+    "console": {"alerts_only": (bool, False)},
+    "mqtt": {"site": (str, False)},
+    "lsl": {"name": (str, False)},
+}
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a TOML file; raise ConfigError listing every problem."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError([(str(path), "file not found; check the path")]) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([(str(path), f"not valid TOML: {exc}")]) from exc
+    return parse_config(raw, path=path)
+
+
+def parse_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
+    problems: Problems = []
+    known = {"engine", "model", "mqtt", "beds", "sinks", "alerts"}
+    for key in raw:
+        if key not in known:
+            problems.append((key, f"unknown section; expected one of {sorted(known)}"))
+    engine = _section(raw.get("engine", {}), EngineSection, "engine", problems)
+    model = _section(raw.get("model", {}), ModelSection, "model", problems)
+    mqtt = _section(raw.get("mqtt", {}), MqttSection, "mqtt", problems)
+    if model is not None and model.backend not in BACKENDS:
+        problems.append(("model.backend", f"{model.backend!r} is not one of {list(BACKENDS)}"))
+    _check_positive(engine, "engine", problems)
+    beds = _list(raw.get("beds", []), "beds", _bed, problems)
+    ids = [b.id for b in beds]
+    for dup in sorted({i for i in ids if ids.count(i) > 1}):
+        problems.append(("beds", f"bed id {dup!r} is used more than once; ids must be unique"))
+    sinks = _list(raw.get("sinks", []), "sinks", _sink, problems)
+    alerts = raw.get("alerts", {})
+    if not isinstance(alerts, Mapping):
+        problems.append(("alerts", "must be a table"))
+        alerts = {}
+    problems.extend(_check_alerts(alerts, "alerts"))
+    for i, bed in enumerate(beds):
+        problems.extend(_check_alerts(bed.alerts, f"beds[{i}].alerts"))
+    if problems:
+        raise ConfigError(problems)
+    assert engine is not None and model is not None and mqtt is not None
+    return Config(engine, model, mqtt, tuple(beds), tuple(sinks), dict(alerts), path)
+
+
+def _check_alerts(table: Mapping[str, Any], where: str) -> Problems:
+    """Validate an alerts table with the alert engine's own parser when it is installed."""
+    try:
+        from engine.alerts.config import parse_alerts_table
+    except ImportError:
+        return []
+    _, problems = parse_alerts_table(dict(table), where)
+    return list(problems)
+
+
+def _section(table: Any, cls: type[T], where: str, problems: Problems) -> T | None:
+    if not isinstance(table, Mapping):
+        problems.append((where, "must be a table"))
+        return None
+    fields = cls.__dataclass_fields__  # type: ignore[attr-defined]
+    kwargs: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in fields:
+            problems.append((f"{where}.{key}", f"unknown key; expected one of {sorted(fields)}"))
+            continue
+        default = getattr(cls(), key)
+        expected: tuple[type, ...] = (int, float) if isinstance(default, float) else (
+            (str,) if default is None else (type(default),)
+        )
+        if (isinstance(value, bool) and bool not in expected) or not isinstance(value, expected):
+            name = "number" if float in expected else expected[0].__name__
+            problems.append((f"{where}.{key}", f"expected a {name}, got {value!r}"))
+            continue
+        kwargs[key] = float(value) if isinstance(default, float) else value  # type: ignore[arg-type]
+    return cls(**kwargs)
+
+
+def _check_positive(engine: EngineSection | None, where: str, problems: Problems) -> None:
+    if engine is None:
+        return
+    for key in ("hop_s", "epoch_s", "ring_s", "frame_queue", "event_queue"):
+        if not getattr(engine, key) > 0:
+            problems.append((f"{where}.{key}", "must be > 0"))
+    if engine.epoch_s % engine.hop_s:
+        problems.append((f"{where}.epoch_s", "must be a whole number of hops (hop_s)"))
+
+
+def _list(
+    items: Any, where: str, parse: Callable[[Any, str, Problems], T | None], problems: Problems
+) -> list[T]:
+    if not isinstance(items, list):
+        problems.append((where, "must be an array of tables ([[...]])"))
+        return []
+    out = []
+    for i, item in enumerate(items):
+        parsed = parse(item, f"{where}[{i}]", problems)
+        if parsed is not None:
+            out.append(parsed)
+    return out
+
+
+def _options(
+    table: Mapping[str, Any],
+    keys: dict[str, tuple[type | tuple[type, ...], bool]],
+    where: str,
+    problems: Problems,
+) -> dict[str, Any]:
+    opts = {}
+    for key, (typ, required) in keys.items():
+        if key not in table:
+            if required:
+                problems.append((f"{where}.{key}", "missing; this key is required"))
+            continue
+        value = table[key]
+        if (isinstance(value, bool) and typ is not bool) or not isinstance(value, typ):
+            problems.append((f"{where}.{key}", f"wrong type: {value!r}"))
+            continue
+        opts[key] = value
+    for key in table:
+        if key != "kind" and key not in keys:
+            problems.append((f"{where}.{key}", f"unknown key; expected one of {sorted(keys)}"))
+    return opts
+
+
+def _source(table: Any, where: str, problems: Problems) -> SourceConfig | None:
+    if not isinstance(table, Mapping):
+        problems.append((where, "must be a table"))
+        return None
+    kind = table.get("kind")
+    if kind not in SOURCE_KINDS:
+        problems.append((f"{where}.kind", f"{kind!r} is not one of {list(SOURCE_KINDS)}"))
+        return None
+    opts = _options(table, SOURCE_KEYS[kind], where, problems)
+    if kind == "lsl" and not {"name", "type", "source_id"} & set(opts):
+        problems.append((where, "an lsl source needs at least one of name, type, source_id"))
+    speed = opts.get("speed")
+    if speed is not None and not speed > 0:
+        problems.append((f"{where}.speed", "must be > 0"))
+    return SourceConfig(kind, opts)
+
+
+def _sink(table: Any, where: str, problems: Problems) -> SinkConfig | None:
+    if not isinstance(table, Mapping):
+        problems.append((where, "must be a table"))
+        return None
+    kind = table.get("kind")
+    if kind not in SINK_KINDS:
+        problems.append((f"{where}.kind", f"{kind!r} is not one of {list(SINK_KINDS)}"))
+        return None
+    return SinkConfig(kind, _options(table, SINK_KEYS[kind], where, problems))
+
+
+def _bed(table: Any, where: str, problems: Problems) -> BedConfig | None:
+    if not isinstance(table, Mapping):
+        problems.append((where, "must be a table"))
+        return None
+    bed_id = table.get("id")
+    if not isinstance(bed_id, str) or not bed_id or set(bed_id) & set("/+#"):
+        problems.append((f"{where}.id", "a non-empty string without '/', '+' or '#' is required"))
+        bed_id = "?"
+    for key in table:
+        if key not in {"id", "site", "sources", "channels", "alerts"}:
+            problems.append((f"{where}.{key}", "unknown key; expected id, site, sources, "
+                             "channels, alerts"))
+    sources = _list(table.get("sources", []), f"{where}.sources", _source, problems)
+    if not sources:
+        problems.append((f"{where}.sources", "a bed needs at least one [[beds.sources]]"))
+    rules = _rules(table.get("channels", []), f"{where}.channels", problems)
+    alerts = table.get("alerts", {})
+    return BedConfig(bed_id, str(table.get("site", "default")), tuple(sources), rules,
+                     alerts if isinstance(alerts, Mapping) else {})
+
+
+def _rules(items: Any, where: str, problems: Problems) -> tuple[ChannelRule, ...]:
+    if not isinstance(items, list):
+        problems.append((where, "must be an array of {pattern, modality, scale} tables"))
+        return ()
+    rules = []
+    for i, item in enumerate(items):
+        w = f"{where}[{i}]"
+        if not isinstance(item, Mapping) or not isinstance(item.get("pattern"), str):
+            problems.append((w, "needs a string 'pattern' (e.g. \"Fpz-Cz*\")"))
+            continue
+        modality = item.get("modality")
+        if modality is not None and modality not in (*MODALITIES, "none"):
+            problems.append((f"{w}.modality", f"{modality!r} is not one of {list(MODALITIES)}"))
+            continue
+        scale = item.get("scale", 1.0)
+        if isinstance(scale, bool) or not isinstance(scale, int | float):
+            problems.append((f"{w}.scale", "must be a number"))
+            continue
+        rules.append(ChannelRule(item["pattern"], None if modality == "none" else modality,
+                                 float(scale)))
+    return tuple(rules)

@@ -1,0 +1,205 @@
+"""The asyncio pipeline: sources -> beds -> sinks.
+
+One ``asyncio.TaskGroup`` per lifetime owner: the engine owns the sink fan-out and the beds;
+each bed owns its source tasks and its processing task. Every queue is bounded:
+
+- a bed's frame queue: replayed files wait when it is full (nothing is lost); live sources drop
+  the oldest frame and count it (``frames_dropped``), since a live device cannot be paused;
+- a sink's event queue: in replay the engine waits for the sink; live, the oldest event is
+  dropped and counted (``events_dropped``), so a slow sink never stalls the beds.
+
+A bed that fails (a bug, or input nothing else caught) is reported with a ``status`` event and
+a technical alarm and stops alone; the other beds go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.bed import BedState
+from engine.clock import EngineClock
+from engine.protocols import Driver, Event, Sink, SourceEvent
+from engine.types import Frame
+
+log = logging.getLogger(__name__)
+
+_END = object()
+
+
+@dataclass(slots=True)
+class SinkChannel:
+    sink: Sink
+    queue: asyncio.Queue[Any]
+    dropped: int = 0
+    failed: int = 0
+
+
+class EventBus:
+    """Fans events out to every sink through one bounded queue per sink."""
+
+    def __init__(self, sinks: Sequence[Sink], *, size: int, lossless: bool) -> None:
+        self.channels = [SinkChannel(s, asyncio.Queue(maxsize=size)) for s in sinks]
+        self.lossless = lossless
+        self.published = 0
+
+    async def publish(self, event: Event) -> None:
+        self.published += 1
+        for ch in self.channels:
+            if self.lossless:
+                await ch.queue.put(event)
+                continue
+            if ch.queue.full():
+                ch.queue.get_nowait()
+                ch.dropped += 1
+            ch.queue.put_nowait(event)
+
+    async def drain(self, ch: SinkChannel) -> None:
+        while True:
+            event = await ch.queue.get()
+            if event is _END:
+                break
+            try:
+                await ch.sink.emit(event)
+            except Exception:
+                ch.failed += 1
+                if ch.failed in (1, 10, 100, 1000):
+                    log.exception("sink %s failed (%d failures)", type(ch.sink).__name__, ch.failed)
+        await ch.sink.aclose()
+
+    async def close(self) -> None:
+        for ch in self.channels:
+            await ch.queue.put(_END)
+
+
+@dataclass(slots=True)
+class BedRuntime:
+    """A bed as the pipeline runs it: its sources, its state, its counters."""
+
+    state: BedState
+    drivers: Sequence[Driver]
+    site: str = "default"
+    frames_in: int = 0
+    frames_dropped: int = 0
+    failed: str | None = None
+    extra_status: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class EngineSettings:
+    frame_queue: int = 256
+    event_queue: int = 4096
+    live: bool = False
+    live_grace_s: float = 2.0
+    hop_s: float = 1.0
+
+
+class Engine:
+    """Runs beds until their sources end (replay) or until cancelled (live)."""
+
+    def __init__(
+        self,
+        beds: Sequence[BedRuntime],
+        sinks: Sequence[Sink],
+        *,
+        clock: EngineClock,
+        settings: EngineSettings,
+        on_progress: Callable[[BedRuntime, float], None] | None = None,
+        start_events: Sequence[Event] = (),
+    ) -> None:
+        self.beds = list(beds)
+        self.clock = clock
+        self.settings = settings
+        self.bus = EventBus(sinks, size=settings.event_queue, lossless=not settings.live)
+        self.on_progress = on_progress
+        self.start_events = list(start_events)
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            for i, ch in enumerate(self.bus.channels):
+                tg.create_task(self.bus.drain(ch), name=f"sink-{i}-{type(ch.sink).__name__}")
+            for event in self.start_events:
+                await self.bus.publish(event)
+            try:
+                async with asyncio.TaskGroup() as beds:
+                    for bed in self.beds:
+                        beds.create_task(self._run_bed(bed), name=f"bed-{bed.state.bed}")
+            finally:
+                await self.bus.close()
+
+    async def _run_bed(self, bed: BedRuntime) -> None:
+        try:
+            await self._bed_tasks(bed)
+        except Exception as exc:  # one bed's failure never stops the others
+            log.exception("bed %s failed", bed.state.bed)
+            bed.failed = f"{type(exc).__name__}: {exc}"
+            await self.bus.publish({
+                "type": "alert", "bed": bed.state.bed, "id": f"{bed.state.bed}/bed_failed",
+                "code": "bed_failed", "kind": "technical", "priority": "high",
+                "state": "active", "onset": self.clock.now(), "end": None, "value": None,
+                "message": f"monitoring of this bed stopped: {bed.failed}", "channels": [],
+                "t": self.clock.now(),
+            })
+
+    async def _bed_tasks(self, bed: BedRuntime) -> None:
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.settings.frame_queue)
+        async with asyncio.TaskGroup() as tg:
+            remaining = len(bed.drivers)
+
+            async def source(driver: Driver) -> None:
+                nonlocal remaining
+                try:
+                    await self._pump(bed, driver, queue)
+                finally:
+                    remaining -= 1
+                    if remaining == 0:
+                        await queue.put(_END)
+
+            for i, driver in enumerate(bed.drivers):
+                tg.create_task(source(driver), name=f"bed-{bed.state.bed}-source-{i}")
+            tg.create_task(self._process(bed, queue), name=f"bed-{bed.state.bed}-process")
+
+    async def _pump(self, bed: BedRuntime, driver: Driver, queue: asyncio.Queue[Any]) -> None:
+        async with driver:
+            await queue.put(("channels", driver.channels))
+            async for item in driver.frames():
+                if self.settings.live and queue.full():
+                    queue.get_nowait()
+                    bed.frames_dropped += 1
+                await queue.put(item)
+
+    async def _process(self, bed: BedRuntime, queue: asyncio.Queue[Any]) -> None:
+        state = bed.state
+        timeout = self.settings.hop_s if self.settings.live else None
+        while True:
+            try:
+                async with asyncio.timeout(timeout):
+                    item = await queue.get()
+            except TimeoutError:
+                item = None
+            if item is _END:
+                break
+            events: list[Event] = []
+            if isinstance(item, Frame):
+                bed.frames_in += 1
+                events = state.push(item)
+            elif isinstance(item, SourceEvent):
+                events = state.source_event(item)
+            elif isinstance(item, tuple) and item[0] == "channels":
+                state.add_channels(item[1])
+            if self.settings.live:
+                events.extend(state.advance(self.clock.now(), self.settings.live_grace_s))
+            for event in events:
+                await self.bus.publish(event)
+            if self.on_progress is not None and not math.isnan(state.t_done):
+                self.on_progress(bed, state.t_done)
+        for event in state.finish():
+            await self.bus.publish(event)
+        with contextlib.suppress(Exception):
+            if self.on_progress is not None:
+                self.on_progress(bed, state.t_done)

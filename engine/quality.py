@@ -1,0 +1,255 @@
+"""Signal-quality detectors: they set the valid mask and raise technical alarms.
+
+Per channel and per block of native-rate samples, each detector marks the samples it finds bad:
+
+- ``signal_gap``: samples the device or driver flagged invalid (EDF+D gaps, lost packets);
+- ``nan``: NaN or infinite values the device said were valid;
+- ``probe_off``: SpO2 at 0 (the oximeter reports no reading) — a special case of out-of-range;
+- ``no_reading``: heart rate at 0 (no beat detected: leads or sensor off);
+- ``out_of_range``: outside the channel's plausible range (``ChannelSpec.valid_min/max``);
+- ``clipping``: runs at the device's physical limits (waveforms only);
+- ``flatline``: runs of identical values longer than the modality's window.
+
+A technical alarm condition starts at the first bad sample of a run, is announced once it has
+lasted ``delay_s`` and ends after ``hold_s`` of good samples (hysteresis against chatter).
+Everything is streaming: state carries across blocks and a chunked run gives the same mask and
+the same alarm transitions as a one-shot run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.types import Alert, AlertKind, AlertState, BoolArray, ChannelSpec, F32Array, Priority
+
+WAVEFORMS = frozenset({"eeg", "eog", "emg", "ecg", "resp", "ppg", "acc"})
+
+# Flatline windows (s) per modality; 0 disables. Slow vital signs are legitimately constant for
+# minutes, so their windows are long.
+FLATLINE_S: dict[str, float] = {
+    "eeg": 5.0, "eog": 5.0, "emg": 5.0, "ecg": 3.0, "resp": 30.0, "ppg": 5.0, "acc": 0.0,
+    "spo2": 900.0, "hr": 600.0,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionSpec:
+    code: str
+    priority: Priority
+    delay_s: float
+    hold_s: float
+    message: str
+
+
+# Technical alarm conditions, in the order used to name the reason a sample is invalid.
+CONDITIONS: dict[str, ConditionSpec] = {
+    "signal_gap": ConditionSpec("signal_gap", Priority.LOW, 2.0, 2.0, "no samples from {ch}"),
+    "nan": ConditionSpec("nan", Priority.LOW, 2.0, 2.0, "{ch} sends NaN values"),
+    "probe_off": ConditionSpec(
+        "probe_off", Priority.MEDIUM, 10.0, 5.0, "SpO2 probe off or no reading on {ch}"
+    ),
+    "no_reading": ConditionSpec(
+        "no_reading", Priority.MEDIUM, 10.0, 5.0, "no heart rate reading on {ch} (sensor off?)"
+    ),
+    "out_of_range": ConditionSpec(
+        "out_of_range", Priority.LOW, 10.0, 5.0, "{ch} outside its plausible range"
+    ),
+    "clipping": ConditionSpec("clipping", Priority.LOW, 1.0, 2.0, "{ch} clips at its limits"),
+    "flatline": ConditionSpec("flatline", Priority.MEDIUM, 0.0, 2.0, "{ch} is flat (leads off?)"),
+}
+
+
+@dataclass(slots=True)
+class ConditionState:
+    """Run-length state of one alarm condition on one channel."""
+
+    run_value: bool = False
+    run_start: float = 0.0
+    active: bool = False
+    onset: float = 0.0
+    count: int = 0  # conditions announced so far (for ids)
+    worst: float | None = None
+
+
+@dataclass(slots=True)
+class ChannelQualityState:
+    spec: ChannelSpec
+    flat_run: int = 0  # length of the current run of identical values
+    clip_run: int = 0
+    last_value: float = float("nan")
+    conditions: dict[str, ConditionState] = field(default_factory=dict)
+    bad_samples: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def active(self) -> tuple[str, ...]:
+        return tuple(code for code, c in self.conditions.items() if c.active)
+
+
+def new_state(spec: ChannelSpec) -> ChannelQualityState:
+    return ChannelQualityState(spec, conditions={code: ConditionState() for code in CONDITIONS})
+
+
+def _run_lengths(same: BoolArray, carried: int) -> np.ndarray:
+    """Length of the run of True ending at each index, continuing ``carried`` from before."""
+    n = same.shape[0]
+    idx = np.arange(1, n + 1)
+    last_break = np.where(same, 0, idx)
+    np.maximum.accumulate(last_break, out=last_break)
+    runs = idx - last_break
+    # Runs that never broke in this block continue the carried run.
+    runs = np.where(last_break == 0, runs + carried, runs)
+    return runs
+
+
+def masks(
+    state: ChannelQualityState, data: F32Array, valid: BoolArray
+) -> dict[str, BoolArray]:
+    """Per-condition bad-sample masks of one block (updates the run-length state)."""
+    spec = state.spec
+    modality = spec.modality or ""
+    finite = np.isfinite(data)
+    gap = ~valid
+    nan = valid & ~finite
+    ok = valid & finite
+    x = np.where(ok, data, np.float32(0))
+    oor = np.zeros_like(valid)
+    if spec.valid_min is not None:
+        oor |= ok & (x < spec.valid_min)
+    if spec.valid_max is not None:
+        oor |= ok & (x > spec.valid_max)
+    zero = oor & (x <= 0.5)
+    probe_off = zero if modality == "spo2" else np.zeros_like(oor)
+    no_reading = zero if modality == "hr" else np.zeros_like(oor)
+    oor &= ~(probe_off | no_reading)
+    out = {
+        "signal_gap": gap, "nan": nan, "probe_off": probe_off, "no_reading": no_reading,
+        "out_of_range": oor,
+    }
+    out["clipping"] = _clipping(state, x, ok) if modality in WAVEFORMS else np.zeros_like(ok)
+    out["flatline"] = _flatline(state, x, ok)
+    return out
+
+
+def _clipping(state: ChannelQualityState, x: F32Array, ok: BoolArray) -> BoolArray:
+    spec = state.spec
+    if spec.physical_min is None or spec.physical_max is None:
+        return np.zeros_like(ok)
+    margin = 1e-4 * (spec.physical_max - spec.physical_min)
+    at_limit = ok & ((x >= spec.physical_max - margin) | (x <= spec.physical_min + margin))
+    runs = _run_lengths(at_limit, state.clip_run)
+    state.clip_run = int(runs[-1]) if runs.size else state.clip_run
+    min_run = max(2, round(0.05 * spec.fs))
+    return at_limit & (runs >= min_run)
+
+
+def _flatline(state: ChannelQualityState, x: F32Array, ok: BoolArray) -> BoolArray:
+    spec = state.spec
+    window_s = FLATLINE_S.get(spec.modality or "", 0.0)
+    if window_s <= 0 or x.shape[0] == 0:
+        return np.zeros_like(ok)
+    prev = np.concatenate([[state.last_value], x[:-1]])
+    same = ok & (x == prev)
+    runs = _run_lengths(same, state.flat_run)
+    state.flat_run = int(runs[-1])
+    good = np.flatnonzero(ok)
+    state.last_value = float(x[good[-1]]) if good.size else float("nan")
+    return same & (runs >= round(window_s * spec.fs))
+
+
+def _transitions(
+    cond: ConditionState, spec: ConditionSpec, bad: BoolArray, t0: float, fs: float
+) -> list[tuple[AlertState, float, float]]:
+    """(state, onset or end time, announce time) transitions of one condition over a block."""
+    out: list[tuple[AlertState, float, float]] = []
+    n = bad.shape[0]
+    if n == 0:
+        return out
+    edges = np.flatnonzero(bad[1:] != bad[:-1]) + 1
+    starts = np.concatenate([[0], edges])
+    ends = np.concatenate([edges, [n]])
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        value = bool(bad[a])
+        if value != cond.run_value:
+            cond.run_value, cond.run_start = value, t0 + a / fs
+        t_end = t0 + b / fs
+        if value and not cond.active and t_end - cond.run_start >= spec.delay_s:
+            cond.active, cond.onset = True, cond.run_start
+            cond.count += 1
+            out.append((AlertState.ACTIVE, cond.run_start, cond.run_start + spec.delay_s))
+        elif not value and cond.active and t_end - cond.run_start >= spec.hold_s:
+            cond.active = False
+            out.append((AlertState.ENDED, cond.run_start, cond.run_start + spec.hold_s))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class QualityResult:
+    valid: BoolArray  # (n,) the quality mask
+    alerts: tuple[Alert, ...]
+    bad_counts: Mapping[str, int]
+
+
+def step(
+    state: ChannelQualityState, bed: str, t0: float, data: F32Array, valid: BoolArray
+) -> QualityResult:
+    """Run all detectors on one block whose row 0 lies at engine time ``t0``."""
+    spec = state.spec
+    bad_masks = masks(state, data, valid)
+    ok = np.ones_like(valid)
+    alerts: list[Alert] = []
+    counts: dict[str, int] = {}
+    for code, bad in bad_masks.items():
+        n_bad = int(bad.sum())
+        if n_bad:
+            ok &= ~bad
+            counts[code] = n_bad
+            state.bad_samples[code] = state.bad_samples.get(code, 0) + n_bad
+        cond = state.conditions[code]
+        if not n_bad and not cond.active and not cond.run_value:
+            continue
+        for alarm_state, t_event, t_announce in _transitions(
+            cond, CONDITIONS[code], bad, t0, spec.fs
+        ):
+            alerts.append(_alert(state, bed, code, cond, alarm_state, t_event, t_announce))
+    return QualityResult(ok, tuple(alerts), counts)
+
+
+def _alert(
+    state: ChannelQualityState,
+    bed: str,
+    code: str,
+    cond: ConditionState,
+    alarm_state: AlertState,
+    t_event: float,
+    t_announce: float,
+) -> Alert:
+    spec = CONDITIONS[code]
+    ch = state.spec.name
+    return Alert(
+        bed=bed,
+        id=f"{bed}/{ch}/{code}/{cond.count}",
+        code=code,
+        kind=AlertKind.TECHNICAL,
+        priority=spec.priority,
+        state=alarm_state,
+        onset=cond.onset,
+        end=t_event if alarm_state is AlertState.ENDED else None,
+        value=None,
+        message=spec.message.format(ch=ch),
+        channels=(ch,),
+        delay_s=spec.delay_s,
+        emitted_at=t_announce,
+    )
+
+
+def finish(state: ChannelQualityState, bed: str, t_end: float) -> tuple[Alert, ...]:
+    """End every active condition when the stream ends (the recording is over)."""
+    out = []
+    for code, cond in state.conditions.items():
+        if cond.active:
+            cond.active = False
+            out.append(_alert(state, bed, code, cond, AlertState.ENDED, t_end, t_end))
+    return tuple(out)

@@ -1,0 +1,99 @@
+"""Event sinks that need no network: JSON lines to a file, and a human-readable console.
+
+Network sinks (MQTT topics, LSL markers) live in ``drivers``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from engine.errors import SinkError
+from engine.protocols import Event
+
+
+def _clock(t: float | None) -> str:
+    if t is None:
+        return "--:--:--"
+    s = int(t)
+    return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+def format_event(event: Event) -> str:
+    """One line for a person reading the console."""
+    kind = event.get("type")
+    bed = event.get("bed", "-")
+    if kind == "stage":
+        mods = ",".join(event.get("modalities", [])) or "none"
+        missing = event.get("missing") or []
+        note = f"  missing {','.join(missing)}" if missing else ""
+        t = event["epoch_start"] + event["epoch_s"]
+        return (f"[{_clock(t)}] {bed} stage {event['stage']:<3} "
+                f"conf {event['confidence']:.2f}  from {mods}{note}")
+    if kind == "alert":
+        t = event.get("onset") if event.get("state") == "active" else event.get("end")
+        return (f"[{_clock(t)}] {bed} {event['kind'][:4]}/{event['priority']:<6} "
+                f"{event['state'].upper():<8} {event['code']}: {event['message']}")
+    if kind == "status":
+        return f"[{_clock(event.get('t'))}] {bed} status: {event.get('message', event)}"
+    return json.dumps(event)
+
+
+class JsonlSink:
+    """Appends one JSON object per line; the file is opened on the first event."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._fh: TextIO | None = None
+        self.written = 0
+
+    async def emit(self, event: Event) -> None:
+        try:
+            if self._fh is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fh = self.path.open("w", encoding="utf-8")
+            self._fh.write(json.dumps(event, separators=(",", ":")) + "\n")
+        except OSError as exc:
+            raise SinkError(f"cannot write events to {self.path}: {exc}") from exc
+        self.written += 1
+        if self.written % 256 == 0:
+            await asyncio.sleep(0)
+
+    async def aclose(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+class ConsoleSink:
+    """Prints events as readable lines (stages, alerts, status)."""
+
+    def __init__(self, *, stream: TextIO | None = None, alerts_only: bool = False) -> None:
+        self.stream = stream or sys.stdout
+        self.alerts_only = alerts_only
+        self.written = 0
+
+    async def emit(self, event: Event) -> None:
+        if self.alerts_only and event.get("type") != "alert":
+            return
+        print(format_event(event), file=self.stream, flush=False)
+        self.written += 1
+
+    async def aclose(self) -> None:
+        self.stream.flush()
+
+
+class MemorySink:
+    """Keeps every event in a list (tests, benchmarks, embedding in other programs)."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    async def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+    async def aclose(self) -> None:
+        return None
