@@ -1,0 +1,431 @@
+"""MQTT v5 source (one bed) and sink (stage, alert and status topics), on aiomqtt.
+
+Source: subscribes to ``sleepstream/v1/<site>/<bed>/data/+``; each topic is one declared channel
+carrying msgpack packets (``drivers.codecs``). Every payload is validated; a rejected one is counted
+by reason, logged at most once per reason and channel a minute, and dropped; nothing else notices.
+Packets are put in order per channel (``drivers.sequence``): gaps become invalid samples, duplicates
+are dropped and counted, reordering inside a small window is undone. When the broker goes away the
+source reconnects with capped jittered backoff and keeps every channel's state, so the samples the
+outage swallowed come back as one accounted gap.
+
+Timestamps: sample ``seq`` of a channel lies at ``base + seq / fs`` on the engine clock, ``base``
+fixed by the device clock (``t0``) and the arrival of the bed's first packet. The device clock is
+watched: a ``t0`` that disagrees with the sample count by more than ``jump_s`` is a clock jump,
+reported and re-anchored, never followed into the timeline.
+
+Source events (``SourceEvent.code``), all stamped on the sample timeline (the time of the first
+sample concerned, so they line up with the data at any replay speed):
+``stream_lost`` (no packet on a channel for ``lost_after_s``; ends at the next packet),
+``broker_lost`` (connection down; ends on resubscribe), ``packet_loss`` (a released gap, onset and
+end), ``sensor_off`` (device-flagged NaN samples), and the pulses (onset and end at the same time)
+``duplicate_packets``, ``reordered_packets``, ``clock_jump``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiomqtt
+import numpy as np
+
+from drivers.codecs import DEFAULT_LIMITS, CodecLimits, Packet, decode_packet
+from drivers.mqtt_common import BrokerSettings, bed_topic, channel_of, check_segment, data_topic
+from drivers.outbox import Outbox
+from drivers.sequence import Segment, SequenceState
+from engine.clock import EngineClock, MonotonicClock
+from engine.errors import PayloadError
+from engine.protocols import Event, SourceEvent
+from engine.types import ChannelSpec, Frame
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class ChannelState:
+    spec: ChannelSpec
+    order: SequenceState
+    base: float | None = None  # engine time of sample 0
+    t0_anchor: float = 0.0  # device time of sample seq_anchor
+    seq_anchor: int = 0
+    last_arrival: float | None = None  # monotonic seconds
+    lost: bool = False
+    sensor_off: bool = False
+
+    def t_of(self, seq: int) -> float:
+        return (self.base or 0.0) + seq / self.spec.fs
+
+
+@dataclass(slots=True)
+class MqttSourceStats:
+    messages: int = 0
+    accepted: int = 0
+    samples: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    connects: int = 0
+    disconnects: int = 0
+    clock_jumps: int = 0
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+
+class MqttSource:
+    """One bed's channels over MQTT. ``async with`` starts the reader; ``frames()`` drains it."""
+
+    def __init__(
+        self,
+        *,
+        broker: BrokerSettings,
+        site: str,
+        bed: str,
+        channels: Sequence[ChannelSpec],
+        limits: CodecLimits = DEFAULT_LIMITS,
+        clock: EngineClock | None = None,
+        reorder_packets: int = 8,
+        reorder_wait_s: float = 1.0,
+        lost_after_s: float = 3.0,
+        jump_s: float = 2.0,
+        max_frames: int = 1024,
+    ) -> None:
+        if not channels:
+            raise ValueError(f"bed {bed!r}: an MQTT source needs at least one declared channel")
+        self.broker = broker
+        self.site = check_segment(site, "site")
+        self.bed = check_segment(bed, "bed")
+        for spec in channels:
+            check_segment(spec.name, "channel")
+        self._specs = tuple(channels)
+        self.limits = limits
+        self.clock: EngineClock = clock or MonotonicClock()
+        self.lost_after_s = lost_after_s
+        self.jump_s = jump_s
+        self.state = {
+            s.name: ChannelState(
+                s, SequenceState(window=reorder_packets, max_wait_s=reorder_wait_s)
+            )
+            for s in self._specs
+        }
+        self.stats = MqttSourceStats()
+        self._prefix = data_topic(self.site, self.bed, "")
+        self._offset: float | None = None  # engine - device clock, fixed at the first packet
+        self._broker_down = False
+        self._max_frames = max_frames
+        self._outbox = Outbox(max_frames=max_frames)
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._logged: dict[tuple[str, str], float] = {}
+        self.connected = asyncio.Event()
+
+    @property
+    def channels(self) -> tuple[ChannelSpec, ...]:
+        return self._specs
+
+    @property
+    def outbox(self) -> Outbox:
+        return self._outbox
+
+    async def __aenter__(self) -> MqttSource:
+        self._outbox = Outbox(max_frames=self._max_frames)
+        stack = contextlib.AsyncExitStack()
+        tg = await stack.enter_async_context(asyncio.TaskGroup())
+        self._tasks = [
+            tg.create_task(self._connection_loop(), name=f"mqtt-source-{self.bed}"),
+            tg.create_task(self._watchdog(), name=f"mqtt-watchdog-{self.bed}"),
+        ]
+        self._stack = stack
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self._stack is not None:
+            await self._stack.aclose()
+            self._stack = None
+        self._outbox.close()
+
+    def frames(self) -> AsyncIterator[Frame | SourceEvent]:
+        return self._outbox.items()
+
+    # -- connection ---------------------------------------------------------------------------
+
+    async def _connection_loop(self) -> None:
+        attempt = 0
+        ident = f"sleepstream-{self.bed}-{uuid.uuid4().hex[:8]}"
+        while True:
+            try:
+                async with self.broker.client(identifier=ident) as client:
+                    await client.subscribe(self._prefix + "+", qos=1)
+                    self.stats.connects += 1
+                    attempt = 0
+                    self._set_broker_down(False)
+                    self.connected.set()
+                    async for message in client.messages:
+                        self.handle(str(message.topic), message.payload)
+            except aiomqtt.MqttError as exc:
+                self.connected.clear()
+                self._set_broker_down(True, str(exc))
+                delay = self.broker.backoff(attempt)
+                attempt += 1
+                log.info("bed %s: broker unreachable (%s); retry in %.2f s", self.bed, exc, delay)
+                await asyncio.sleep(delay)
+
+    def _set_broker_down(self, down: bool, why: str = "") -> None:
+        if down == self._broker_down:
+            return
+        self._broker_down = down
+        if down:
+            self.stats.disconnects += 1
+        started = [c for c in self.state.values() if c.base is not None]
+        names = tuple(c.spec.name for c in started) or tuple(self.state)
+        t = max((c.t_of(c.order.next_seq or 0) for c in started), default=self.clock.now())
+        msg = f"MQTT broker {self.broker.host}:{self.broker.port} " + (
+            f"unreachable ({why})" if down else "reachable again"
+        )
+        self._event("broker_lost", names, t, down, msg)
+
+    async def _watchdog(self) -> None:
+        tick = max(0.02, min(self.lost_after_s, min(
+            c.order.max_wait_s for c in self.state.values())) / 4)
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            for ch in self.state.values():
+                self._release(ch, ch.order.flush_stale(now))
+                if (
+                    not ch.lost
+                    and ch.last_arrival is not None
+                    and now - ch.last_arrival > self.lost_after_s
+                ):
+                    ch.lost = True
+                    t = ch.t_of(ch.order.next_seq or 0)
+                    msg = f"no data on {ch.spec.name} for {self.lost_after_s:g} s"
+                    self._event("stream_lost", (ch.spec.name,), t, True, msg)
+
+    # -- one message --------------------------------------------------------------------------
+
+    def handle(self, topic: str, payload: Any) -> None:
+        """Account for one received message; never raises."""
+        self.stats.messages += 1
+        try:
+            name = channel_of(topic, self._prefix)
+            ch = self.state.get(name)
+            if ch is None:
+                raise PayloadError("unknown_channel", f"channel {name!r} is not declared")
+            packet = decode_packet(payload, limits=self.limits)
+            if abs(packet.fs - ch.spec.fs) > 1e-6 * ch.spec.fs:
+                raise PayloadError(
+                    "rate_mismatch", f"{name}: packet at {packet.fs} Hz, declared {ch.spec.fs} Hz"
+                )
+        except PayloadError as exc:
+            self._reject(exc.reason, topic, str(exc))
+            return
+        except Exception as exc:  # a bug must not take the bed down: count it loudly
+            log.exception("bed %s: unexpected error decoding a payload", self.bed)
+            self._reject("internal", topic, repr(exc))
+            return
+        self.stats.accepted += 1
+        self._accept(ch, packet)
+
+    def _reject(self, reason: str, topic: str, message: str) -> None:
+        self.stats.rejected[reason] += 1
+        key = (reason, topic[:200])
+        now = time.monotonic()
+        if now - self._logged.get(key, -1e9) > 60.0:
+            if len(self._logged) > 1024:
+                self._logged.clear()
+            self._logged[key] = now
+            log.warning("bed %s: rejected payload on %s (%s): %s", self.bed, topic[:200],
+                        reason, message)
+
+    def _accept(self, ch: ChannelState, p: Packet) -> None:
+        now = time.monotonic()
+        name = ch.spec.name
+        n = len(p)
+        if self._offset is None:
+            self._offset = self.clock.now() - (p.t0 + n / p.fs)
+        if ch.base is None:
+            ch.base = self._offset + p.t0 - p.seq / ch.spec.fs
+            ch.t0_anchor, ch.seq_anchor = p.t0, p.seq
+        else:
+            expected = ch.t0_anchor + (p.seq - ch.seq_anchor) / ch.spec.fs
+            if abs(p.t0 - expected) > self.jump_s:
+                self.stats.clock_jumps += 1
+                t = ch.t_of(p.seq)
+                msg = f"{name}: device clock jumped by {p.t0 - expected:+.3f} s"
+                self._event("clock_jump", (name,), t, True, msg)
+                self._event("clock_jump", (name,), t, False, msg)
+                ch.t0_anchor, ch.seq_anchor = p.t0, p.seq
+        ch.last_arrival = now
+        if ch.lost:
+            ch.lost = False
+            start = max(p.seq, ch.order.next_seq or p.seq)
+            self._event("stream_lost", (name,), ch.t_of(start), False, f"data on {name} again")
+        released, note = ch.order.push(Segment(p.seq, p.samples, p.valid), now)
+        if note in ("duplicate", "late", "reordered"):
+            code = "reordered_packets" if note != "duplicate" else "duplicate_packets"
+            t = ch.t_of(p.seq)
+            msg = f"{name}: {note} packet seq {p.seq} ({n} samples)"
+            self._event(code, (name,), t, True, msg)
+            self._event(code, (name,), t, False, msg)
+        self._release(ch, released)
+
+    def _release(self, ch: ChannelState, segments: list[Segment]) -> None:
+        name = ch.spec.name
+        for seg in segments:
+            n = seg.data.shape[0]
+            if n == 0:
+                continue
+            t = ch.t_of(seg.seq) + np.arange(n, dtype=np.float64) / ch.spec.fs
+            if seg.gap:
+                msg = f"{name}: {n} samples never arrived (seq {seg.seq}..{seg.end - 1})"
+                self._event("packet_loss", (name,), float(t[0]), True, msg)
+            else:
+                self._sensor_runs(ch, seg.valid, t)
+            self.stats.samples += n
+            self._outbox.put(
+                Frame(
+                    channels=(name,),
+                    timestamps=t,
+                    data=seg.data.reshape(n, 1),
+                    valid=seg.valid.reshape(n, 1),
+                    seq=seg.seq,
+                )
+            )
+            if seg.gap:
+                end_t = ch.t_of(seg.end)
+                self._event("packet_loss", (name,), end_t, False, f"{name}: data resumed")
+
+    def _sensor_runs(self, ch: ChannelState, valid: np.ndarray, t: np.ndarray) -> None:
+        """Onset/end of device-flagged invalid runs (NaN samples) as ``sensor_off`` events."""
+        if valid.all() and not ch.sensor_off:
+            return
+        flags = np.concatenate(([not ch.sensor_off], valid))
+        changes = np.flatnonzero(flags[1:] != flags[:-1])
+        for i in changes:
+            ch.sensor_off = not bool(valid[i])
+            what = "sends no valid samples" if ch.sensor_off else "valid again"
+            self._event("sensor_off", (ch.spec.name,), float(t[i]), ch.sensor_off,
+                        f"{ch.spec.name}: sensor {what}")
+
+    def _event(self, code: str, channels: tuple[str, ...], t: float, active: bool,
+               message: str) -> None:
+        self._outbox.put(SourceEvent(code, channels, float(t), active, message))
+
+
+class MqttSink:
+    """Publishes engine events: ``<bed>/stage`` and ``<bed>/alert`` at QoS 1, ``<bed>/status``
+    retained. The engine's own liveness is ``sleepstream/v1/<site>/engine/<engine_id>/status``
+    (retained, ``online`` on connect, ``offline`` on clean close, and the broker's last will
+    publishes ``offline`` when the engine dies).
+
+    ``emit`` never blocks the pipeline: events wait in a bounded queue (``max_pending``); when it
+    is full the oldest event is dropped and counted (``dropped``). A publisher task sends them,
+    reconnecting with capped jittered backoff; events queued during an outage go out afterwards.
+    """
+
+    def __init__(
+        self,
+        *,
+        broker: BrokerSettings,
+        site: str,
+        engine_id: str = "engine",
+        qos: int = 1,
+        max_pending: int = 10_000,
+    ) -> None:
+        self.broker = broker
+        self.site = check_segment(site, "site")
+        self.engine_id = check_segment(engine_id, "engine id")
+        self.qos = qos
+        self.status_topic = bed_topic(self.site, "engine", f"{self.engine_id}/status")
+        self._pending: asyncio.Queue[tuple[str, bytes, bool]] = asyncio.Queue(max_pending)
+        self.dropped = 0
+        self.published = 0
+        self._task: asyncio.Task[None] | None = None
+        self.connected = asyncio.Event()
+
+    async def __aenter__(self) -> MqttSink:
+        self._start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def _start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._publisher(), name=f"mqtt-sink-{self.engine_id}"
+            )
+
+    async def emit(self, event: Event) -> None:
+        self._start()
+        kind = str(event.get("type", "event"))
+        bed = str(event.get("bed", "engine"))
+        leaf = kind if kind in ("stage", "alert", "status") else "event"
+        try:
+            topic = bed_topic(self.site, check_segment(bed, "bed"), leaf)
+        except ValueError:
+            topic = bed_topic(self.site, "engine", leaf)
+        payload = json.dumps(event, separators=(",", ":"), default=str).encode()
+        item = (topic, payload, leaf == "status")
+        if self._pending.full():
+            self._pending.get_nowait()
+            self.dropped += 1
+        self._pending.put_nowait(item)
+
+    async def flush(self, timeout_s: float = 5.0) -> None:
+        """Wait until every queued event was handed to the broker."""
+        async with asyncio.timeout(timeout_s):
+            await self._pending.join()
+
+    async def aclose(self) -> None:
+        if self._task is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await self.flush(timeout_s=2.0)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    async def _publisher(self) -> None:
+        will = aiomqtt.Will(self.status_topic, b'{"state":"offline"}', qos=1, retain=True)
+        ident = f"sleepstream-sink-{self.engine_id}-{uuid.uuid4().hex[:6]}"
+        attempt = 0
+        item: tuple[str, bytes, bool] | None = None
+        while True:
+            try:
+                async with self.broker.client(identifier=ident, will=will) as client:
+                    await client.publish(self.status_topic, b'{"state":"online"}', qos=1,
+                                         retain=True)
+                    self.connected.set()
+                    attempt = 0
+                    try:
+                        while True:
+                            if item is None:
+                                item = await self._pending.get()
+                            topic, payload, retain = item
+                            await client.publish(topic, payload, qos=self.qos, retain=retain)
+                            self.published += 1
+                            item = None
+                            self._pending.task_done()
+                    except asyncio.CancelledError:
+                        with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+                            async with asyncio.timeout(1.0):
+                                await client.publish(self.status_topic, b'{"state":"offline"}',
+                                                     qos=1, retain=True)
+                        raise
+            except aiomqtt.MqttError as exc:
+                self.connected.clear()
+                delay = self.broker.backoff(attempt)
+                attempt += 1
+                log.warning("MQTT sink: broker unreachable (%s); retry in %.2f s", exc, delay)
+                await asyncio.sleep(delay)
