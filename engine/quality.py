@@ -19,7 +19,7 @@ the same alarm transitions as a one-shot run.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -106,8 +106,9 @@ def _run_lengths(same: BoolArray, carried: int) -> np.ndarray:
 
 def masks(
     state: ChannelQualityState, data: F32Array, valid: BoolArray
-) -> dict[str, BoolArray]:
-    """Per-condition bad-sample masks of one block (updates the run-length state)."""
+) -> dict[str, tuple[BoolArray, BoolArray]]:
+    """Per condition, (alarm-condition mask, invalid-sample mask) of one block. They differ
+    only for flatline, whose condition starts at the first repeated value."""
     spec = state.spec
     modality = spec.modality or ""
     finite = np.isfinite(data)
@@ -129,8 +130,9 @@ def masks(
         "out_of_range": oor,
     }
     out["clipping"] = _clipping(state, x, ok) if modality in WAVEFORMS else np.zeros_like(ok)
-    out["flatline"] = _flatline(state, x, ok)
-    return out
+    result = {code: (m, m) for code, m in out.items()}
+    result["flatline"] = _flatline(state, x, ok)
+    return result
 
 
 def _clipping(state: ChannelQualityState, x: F32Array, ok: BoolArray) -> BoolArray:
@@ -145,18 +147,22 @@ def _clipping(state: ChannelQualityState, x: F32Array, ok: BoolArray) -> BoolArr
     return at_limit & (runs >= min_run)
 
 
-def _flatline(state: ChannelQualityState, x: F32Array, ok: BoolArray) -> BoolArray:
+def _flatline(
+    state: ChannelQualityState, x: F32Array, ok: BoolArray
+) -> tuple[BoolArray, BoolArray]:
+    """(repeated-value samples, samples of runs longer than the window): the first drives the
+    alarm condition (its delay is the window), the second the valid mask."""
     spec = state.spec
     window_s = FLATLINE_S.get(spec.modality or "", 0.0)
     if window_s <= 0 or x.shape[0] == 0:
-        return np.zeros_like(ok)
+        return np.zeros_like(ok), np.zeros_like(ok)
     prev = np.concatenate([[state.last_value], x[:-1]])
     same = ok & (x == prev)
     runs = _run_lengths(same, state.flat_run)
     state.flat_run = int(runs[-1])
     good = np.flatnonzero(ok)
     state.last_value = float(x[good[-1]]) if good.size else float("nan")
-    return same & (runs >= round(window_s * spec.fs))
+    return same, same & (runs >= round(window_s * spec.fs))
 
 
 def _transitions(
@@ -201,18 +207,19 @@ def step(
     ok = np.ones_like(valid)
     alerts: list[Alert] = []
     counts: dict[str, int] = {}
-    for code, bad in bad_masks.items():
+    for code, (condition, bad) in bad_masks.items():
         n_bad = int(bad.sum())
         if n_bad:
             ok &= ~bad
             counts[code] = n_bad
             state.bad_samples[code] = state.bad_samples.get(code, 0) + n_bad
         cond = state.conditions[code]
-        if not n_bad and not cond.active and not cond.run_value:
+        if not cond.active and not cond.run_value and not condition.any():
             continue
-        for alarm_state, t_event, t_announce in _transitions(
-            cond, CONDITIONS[code], bad, t0, spec.fs
-        ):
+        cspec = CONDITIONS[code]
+        if code == "flatline":
+            cspec = replace(cspec, delay_s=FLATLINE_S.get(spec.modality or "", 0.0))
+        for alarm_state, t_event, t_announce in _transitions(cond, cspec, condition, t0, spec.fs):
             alerts.append(_alert(state, bed, code, cond, alarm_state, t_event, t_announce))
     return QualityResult(ok, tuple(alerts), counts)
 
@@ -228,6 +235,7 @@ def _alert(
 ) -> Alert:
     spec = CONDITIONS[code]
     ch = state.spec.name
+    flat_s = FLATLINE_S.get(state.spec.modality or "", 0.0)
     return Alert(
         bed=bed,
         id=f"{bed}/{ch}/{code}/{cond.count}",
@@ -240,7 +248,7 @@ def _alert(
         value=None,
         message=spec.message.format(ch=ch),
         channels=(ch,),
-        delay_s=spec.delay_s,
+        delay_s=flat_s if code == "flatline" else spec.delay_s,
         emitted_at=t_announce,
     )
 
