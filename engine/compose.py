@@ -47,9 +47,6 @@ def make_processors(
     config: Config, bed: BedConfig, model: ModelChoice
 ) -> list[BlockProcessor]:
     processors: list[BlockProcessor] = []
-    if importlib.util.find_spec("engine.alerts.engine") is not None:
-        alerts = importlib.import_module("engine.alerts.engine")
-        processors.append(alerts.alert_engine_for_bed(config, bed))
     if model.factory is not None:
         processors.append(model.factory(bed.id))
     return processors
