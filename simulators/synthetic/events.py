@@ -85,7 +85,7 @@ def _respiratory(
         for onset in _draw_onsets(stages, weight, 4 * (target - len(events)), rng):
             kind = RESPIRATORY[kinds[len(events)]]
             stage = stages[int(onset // EPOCH_S)]
-            dur = float(np.clip(np.exp(np.log(21.0) + 0.35 * rng.standard_normal()), 11, 75))
+            dur = float(np.clip(np.exp(np.log(21.0) + 0.35 * rng.standard_normal()), 12, 75))
             dur *= 1.25 if stage == REM else 1.0
             end = onset + dur
             guard = rng.uniform(*_RECOVERY_S)

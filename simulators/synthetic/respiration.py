@@ -71,7 +71,7 @@ def breathing(stages: IntArray, events: list[Event], rng: np.random.Generator) -
     n = stages.size * int(EPOCH_S * FS)
     phase = breath_phase(stages, n, rng)
     depth = epoch_envelope(_DEPTH[stages], EPOCH_S, FS, n) * (
-        1 + 0.12 * np.clip(smooth(rng.standard_normal(n), int(15 * FS)) * 20, -2, 2)
+        1 + 0.06 * np.clip(smooth(rng.standard_normal(n), int(15 * FS)) * 20, -2, 2)
     )
     hyp_depth = rng.uniform(0.35, 0.6, sum(e.kind == HYPOPNEA for e in events))
     obstructive = _levels(events, OBSTRUCTIVE, 1.0, n, 2.0)
