@@ -13,7 +13,7 @@ import logging
 import numpy as np
 from scipy import ndimage, signal
 
-from simulators.synthetic.hypnogram import EPOCH_S, STAGE_NAMES, W, IntArray
+from simulators.synthetic.hypnogram import EPOCH_S, STAGE_NAMES, IntArray, W
 from simulators.synthetic.noise import FloatArray, smooth
 
 log = logging.getLogger(__name__)

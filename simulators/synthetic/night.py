@@ -152,7 +152,7 @@ def simulate_night(
     return Night(profile, seed, hours, stages, ev, tuple(positions), tuple(channels))
 
 
-def annotations(night: Night) -> list[Event]:
+def truth_annotations(night: Night) -> list[Event]:
     """Ground truth as annotations: a stage per epoch, then every event."""
     stages = [Event(i * EPOCH_S, EPOCH_S, STAGE_TEXT[STAGE_NAMES[s]])
               for i, s in enumerate(night.stages)]
@@ -168,7 +168,7 @@ def write_edf(night: Night, path: Path) -> Path:
         )
         for c in night.channels
     ]
-    notes = [edfio.EdfAnnotation(e.onset, e.duration, e.kind) for e in annotations(night)]
+    notes = [edfio.EdfAnnotation(e.onset, e.duration, e.kind) for e in truth_annotations(night)]
     edf = edfio.Edf(
         signals, data_record_duration=1.0, annotations=notes,
         recording=edfio.Recording(equipment_code=f"synthetic-{night.profile.name}"[:40]),

@@ -81,7 +81,8 @@ def place(
     start = centres - np.asarray(offset)
     idx = start[:, None] + np.arange(shapes.shape[1])[None, :]  # (k, L)
     keep = (idx >= 0) & (idx < n)
-    return np.bincount(idx[keep], weights=shapes[keep], minlength=n)[:n]
+    out = np.bincount(idx[keep], weights=shapes[keep], minlength=n)[:n]
+    return out.astype(np.float64)
 
 
 def poisson_times(

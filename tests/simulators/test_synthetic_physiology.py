@@ -51,7 +51,8 @@ def test_band_power_ordering(healthy: tuple[Night, Recording]) -> None:
     for name, bp in (("Fpz-Cz", fpz), ("Pz-Oz", pz)):
         delta = {s: v["delta"] for s, v in bp.items()}
         alpha = {s: v["alpha"] for s, v in bp.items()}
-        print(name, {s: round(v) for s, v in delta.items()}, {s: round(v) for s, v in alpha.items()})
+        print(name, "delta", {s: round(v) for s, v in delta.items()})
+        print(name, "alpha", {s: round(v) for s, v in alpha.items()})
         assert delta["N3"] > delta["N2"] > max(delta["N1"], delta["W"], delta["REM"])
         assert alpha["W"] == max(alpha.values())
 
