@@ -69,6 +69,7 @@ class BedState:
     source_alarms: dict[tuple[str, tuple[str, ...]], Alert] = field(default_factory=dict)
     alarm_count: int = 0
     events_out: int = 0
+    rejected_frames: int = 0  # frames naming channels the source never declared
 
     def add_channels(self, specs: Sequence[ChannelSpec]) -> None:
         for spec in specs:
@@ -85,10 +86,14 @@ class BedState:
 
     def push(self, frame: Frame) -> list[Event]:
         """Take one frame; return the events of every block it completes."""
+        if any(name not in self.channels for name in frame.channels) or len(frame) == 0:
+            self.rejected_frames += 1
+            if self.rejected_frames in (1, 10, 100, 1000):
+                log.warning("bed %s: rejected %d frames with undeclared channels or no rows",
+                            self.bed, self.rejected_frames)
+            return []
         for c, name in enumerate(frame.channels):
-            ch = self.channels.get(name)
-            if ch is None:
-                raise KeyError(f"bed {self.bed}: frame names unknown channel {name!r}")
+            ch = self.channels[name]
             self._push_channel(ch, frame.timestamps, frame.data[:, c], frame.valid[:, c])
         return self._process_ready(self._watermark())
 

@@ -137,6 +137,8 @@ class Engine:
             await self._bed_tasks(bed)
         except Exception as exc:  # one bed's failure never stops the others
             log.exception("bed %s failed", bed.state.bed)
+            while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
+                exc = exc.exceptions[0]
             bed.failed = f"{type(exc).__name__}: {exc}"
             await self.bus.publish({
                 "type": "alert", "bed": bed.state.bed, "id": f"{bed.state.bed}/bed_failed",
