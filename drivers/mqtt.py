@@ -40,6 +40,7 @@ import numpy as np
 from drivers.codecs import DEFAULT_LIMITS, CodecLimits, Packet, decode_packet
 from drivers.mqtt_common import BrokerSettings, bed_topic, channel_of, check_segment, data_topic
 from drivers.outbox import Outbox
+from drivers.runs import sensor_off_events
 from drivers.sequence import Segment, SequenceState
 from engine.clock import EngineClock, MonotonicClock
 from engine.errors import PayloadError
@@ -289,7 +290,10 @@ class MqttSource:
                 msg = f"{name}: {n} samples never arrived (seq {seg.seq}..{seg.end - 1})"
                 self._event("packet_loss", (name,), float(t[0]), True, msg)
             else:
-                self._sensor_runs(ch, seg.valid, t)
+                flag = [ch.sensor_off]
+                for ev in sensor_off_events(flag, seg.valid.reshape(n, 1), t, (name,)):
+                    self._outbox.put(ev)
+                ch.sensor_off = flag[0]
             self.stats.samples += n
             self._outbox.put(
                 Frame(
@@ -303,18 +307,6 @@ class MqttSource:
             if seg.gap:
                 end_t = ch.t_of(seg.end)
                 self._event("packet_loss", (name,), end_t, False, f"{name}: data resumed")
-
-    def _sensor_runs(self, ch: ChannelState, valid: np.ndarray, t: np.ndarray) -> None:
-        """Onset/end of device-flagged invalid runs (NaN samples) as ``sensor_off`` events."""
-        if valid.all() and not ch.sensor_off:
-            return
-        flags = np.concatenate(([not ch.sensor_off], valid))
-        changes = np.flatnonzero(flags[1:] != flags[:-1])
-        for i in changes:
-            ch.sensor_off = not bool(valid[i])
-            what = "sends no valid samples" if ch.sensor_off else "valid again"
-            self._event("sensor_off", (ch.spec.name,), float(t[i]), ch.sensor_off,
-                        f"{ch.spec.name}: sensor {what}")
 
     def _event(self, code: str, channels: tuple[str, ...], t: float, active: bool,
                message: str) -> None:
@@ -429,3 +421,49 @@ class MqttSink:
                 attempt += 1
                 log.warning("MQTT sink: broker unreachable (%s); retry in %.2f s", exc, delay)
                 await asyncio.sleep(delay)
+
+
+def broker_from_config(config: Any) -> BrokerSettings:
+    """``[mqtt]`` of the engine config as broker settings."""
+    m = config.mqtt
+    return BrokerSettings(
+        host=m.host, port=m.port, username=m.username, password=m.password,
+        tls_ca=m.ca_file if (m.tls or m.ca_file) else None, tls_cert=m.cert_file,
+        tls_key=m.key_file, keepalive_s=m.keepalive_s,
+    )
+
+
+def channel_from_table(item: Any, rules: Sequence[Any]) -> ChannelSpec:
+    """A declared channel: ``{name = "SpO2", fs = 1.0, unit = "%"}`` (modality from the rules,
+    or ``modality = "spo2"``)."""
+    from engine.channel_map import modality_of
+
+    if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+        raise ValueError(f"an MQTT channel needs a table with name and fs, got {item!r}")
+    rule = modality_of(item["name"], rules)
+    modality = item.get("modality", rule.modality if rule else None)
+    return ChannelSpec(item["name"], float(item["fs"]), modality, str(item.get("unit", "")))
+
+
+def source_from_config(opts: Any, *, bed: Any, config: Any,
+                       clock: EngineClock | None = None) -> MqttSource:
+    """Build a source from a ``[[beds.sources]]`` table of kind ``mqtt``."""
+    rules = tuple(getattr(bed, "channel_rules", ()))
+    return MqttSource(
+        broker=broker_from_config(config),
+        site=str(getattr(bed, "site", "default")),
+        bed=str(bed.id),
+        channels=[channel_from_table(c, rules) for c in opts.get("channels", [])],
+        clock=clock,
+        lost_after_s=float(opts.get("lost_after_s", opts.get("timeout_s", 3.0))),
+        reorder_packets=int(opts.get("reorder_packets", 8)),
+        reorder_wait_s=float(opts.get("reorder_wait_s", 1.0)),
+    )
+
+
+def sink_from_config(opts: Any, *, config: Any) -> MqttSink:
+    return MqttSink(
+        broker=broker_from_config(config),
+        site=str(opts.get("site", "default")),
+        engine_id=str(opts.get("engine_id", config.mqtt.client_id or "engine")),
+    )

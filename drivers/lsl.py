@@ -1,0 +1,335 @@
+"""Lab Streaming Layer source (one stream of one bed) and marker sink.
+
+Source: resolves a stream by name / type / source_id (``SourceNotFoundError`` after ``timeout_s``),
+reads the full description to split it into channels (label, unit, type from
+``desc/channels/channel``), and pulls chunks in a dedicated thread into a preallocated array; the
+event loop only receives finished frames (through ``drivers.outbox``, bounded).
+
+Time: pylsl's clock sync (``proc_clocksync``) maps the sender's clock onto this host's
+``local_clock``, which is mapped onto the engine clock by one constant offset (both are
+monotonic). Dejitter has two modes. ``"engine"`` (default): every sample lies on a nominal-rate
+timeline ``a + seq / fs``, ``a`` following the synced timestamps slowly (drift) while a step larger
+than ``jump_s`` is reported as a ``clock_jump`` and kept out of the timeline. ``"liblsl"``: pylsl's
+``proc_dejitter`` (smooth, but it smears a sender clock jump over about a minute). ``"none"``: raw.
+
+Loss: no sample for ``lost_after_s`` or a ``LostError`` raises ``stream_lost``; the thread then
+re-resolves the stream by source_id (or the original query) and opens a new inlet; the first
+sample back ends the condition, and the samples missed meanwhile advance ``Frame.seq`` (the bed
+fills them as invalid by timestamp). Device NaN samples are invalid and raise ``sensor_off``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pylsl
+
+from drivers.outbox import Item, Outbox
+from drivers.runs import sensor_off_events
+from engine.channel_map import ChannelRule, modality_of
+from engine.clock import EngineClock, MonotonicClock
+from engine.errors import SourceError, SourceNotFoundError
+from engine.protocols import Event, SourceEvent
+from engine.types import ChannelSpec, Frame
+
+log = logging.getLogger(__name__)
+
+Dejitter = Literal["engine", "liblsl", "none"]
+
+
+@dataclass(slots=True)
+class TimelineState:
+    """Nominal-rate timeline of one stream: sample ``seq`` lies at ``a + seq / fs`` (LSL clock)."""
+
+    fs: float
+    jump_s: float = 1.0
+    alpha: float = 0.05
+    a: float | None = None
+    shift: float = 0.0  # sum of the sender clock jumps seen, kept out of the timeline
+
+    def place(self, seq: int, ts: np.ndarray) -> tuple[np.ndarray, list[tuple[int, float]]]:
+        """Timestamps for samples ``seq..`` given their synced stamps, and the sender clock
+        jumps found in them as (row, size in seconds)."""
+        idx = seq + np.arange(ts.shape[0], dtype=np.float64)
+        resid = ts - idx / self.fs - self.shift  # (n,) offset of each stamp from the timeline
+        if self.a is None:
+            self.a = float(np.median(resid[:32]))
+        jumps: list[tuple[int, float]] = []
+        while len(jumps) < 4:
+            off = np.abs(resid - self.a) > self.jump_s
+            if not off.any():
+                break
+            row = int(np.argmax(off))
+            step = float(np.median(resid[row:])) - self.a
+            if abs(step) <= self.jump_s:  # isolated late stamps, not a step
+                break
+            jumps.append((row, step))
+            resid[row:] -= step
+            self.shift += step
+        self.a += self.alpha * (float(np.median(resid)) - self.a)
+        return self.a + idx / self.fs, jumps
+
+    def missing_before(self, seq: int, first_ts: float) -> int:
+        """Samples lost before a stamp seen after an outage (0 when none or unknown)."""
+        if self.a is None:
+            return 0
+        return max(0, round((first_ts - self.shift - self.a) * self.fs) - seq)
+
+
+def channel_specs(info: pylsl.StreamInfo, rules: Sequence[ChannelRule] = ()) -> list[ChannelSpec]:
+    """One ChannelSpec per channel from the stream's description (labels, units)."""
+    n, fs = info.channel_count(), info.nominal_srate()
+    labels = info.get_channel_labels() or [None] * n
+    units = info.get_channel_units() or [None] * n
+    specs: list[ChannelSpec] = []
+    seen: set[str] = set()
+    for i in range(n):
+        label = (labels[i] if i < len(labels) else None) or f"{info.name()}-{i}"
+        if label in seen:
+            label = f"{label}-{i}"
+        seen.add(label)
+        rule = modality_of(label, rules)
+        specs.append(ChannelSpec(label, fs, rule.modality if rule else None,
+                                 (units[i] if i < len(units) else None) or ""))
+    return specs
+
+
+class LslSource:
+    """One LSL stream as a Driver. ``async with`` resolves and starts the puller thread."""
+
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        stream_type: str | None = None,
+        source_id: str | None = None,
+        timeout_s: float = 10.0,
+        lost_after_s: float = 2.0,
+        clocksync: bool = True,
+        dejitter: Dejitter = "engine",
+        jump_s: float = 1.0,
+        rules: Sequence[ChannelRule] = (),
+        clock: EngineClock | None = None,
+        max_chunk: int = 1024,
+        max_frames: int = 1024,
+    ) -> None:
+        if not (name or stream_type or source_id):
+            raise ValueError("an LSL source needs at least one of name, stream_type, source_id")
+        self.query = {k: v for k, v in (("name", name), ("type", stream_type),
+                                         ("source_id", source_id)) if v}
+        self.timeout_s = timeout_s
+        self.lost_after_s = lost_after_s
+        self.dejitter = dejitter
+        self.flags = (pylsl.proc_clocksync if clocksync else 0) | (
+            pylsl.proc_dejitter if dejitter == "liblsl" else 0
+        )
+        self.jump_s = jump_s
+        self.rules = tuple(rules)
+        self.clock: EngineClock = clock or MonotonicClock()
+        self.max_chunk = max_chunk
+        self._max_frames = max_frames
+        self._specs: tuple[ChannelSpec, ...] = ()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._outbox = Outbox(max_frames=max_frames)
+        self.samples = 0
+        self.chunks = 0
+        self.reconnects = 0
+        self.clock_jumps = 0
+
+    @property
+    def channels(self) -> tuple[ChannelSpec, ...]:
+        if not self._specs:
+            raise RuntimeError("enter the source (async with) before asking for its channels")
+        return self._specs
+
+    @property
+    def outbox(self) -> Outbox:
+        return self._outbox
+
+    def _predicate(self) -> str:
+        return " and ".join(f"{k}='{v}'" for k, v in self.query.items())
+
+    def _resolve(
+        self, timeout_s: float, *, by_source_id: str | None = None
+    ) -> pylsl.StreamInfo | None:
+        if by_source_id:
+            found = pylsl.resolve_byprop("source_id", by_source_id, 1, timeout_s)
+        else:
+            found = pylsl.resolve_bypred(self._predicate(), 1, timeout_s)
+        return found[0] if found else None
+
+    def _open(self, info: pylsl.StreamInfo) -> tuple[pylsl.StreamInlet, pylsl.StreamInfo]:
+        inlet = pylsl.StreamInlet(info, max_buflen=60, recover=False,
+                                  processing_flags=self.flags)
+        full = inlet.info(self.timeout_s)
+        inlet.open_stream(self.timeout_s)
+        return inlet, full
+
+    async def __aenter__(self) -> LslSource:
+        self._outbox = Outbox(max_frames=self._max_frames)
+        info = await asyncio.to_thread(self._resolve, self.timeout_s)
+        if info is None:
+            raise SourceNotFoundError(
+                f"no LSL stream with {self._predicate()} within {self.timeout_s:g} s; start the "
+                "device or simulator, or check name/type/source_id (and the network)"
+            )
+        if info.nominal_srate() <= 0 or info.channel_format() == pylsl.cf_string:
+            raise SourceError(
+                f"LSL stream {info.name()!r} is irregular or carries strings; a source needs a "
+                "regular-rate numeric stream"
+            )
+        try:
+            inlet, full = await asyncio.to_thread(self._open, info)
+        except (pylsl.util.TimeoutError, pylsl.util.LostError) as exc:
+            raise SourceNotFoundError(f"LSL stream {info.name()!r} vanished while opening") from exc
+        self._specs = tuple(channel_specs(full, self.rules))
+        self._source_id = full.source_id()
+        self._lsl_to_engine = self.clock.now() - pylsl.local_clock()
+        loop = asyncio.get_running_loop()
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._pull_loop, args=(inlet, loop), name=f"lsl-{full.name()}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 5.0)
+            self._thread = None
+        self._outbox.close()
+
+    def frames(self) -> AsyncIterator[Frame | SourceEvent]:
+        return self._outbox.items()
+
+    # -- the puller thread --------------------------------------------------------------------
+
+    def _pull_loop(self, inlet: pylsl.StreamInlet | None, loop: asyncio.AbstractEventLoop) -> None:
+        fs = self._specs[0].fs
+        names = tuple(s.name for s in self._specs)
+        n_ch = len(names)
+        buf = np.empty((self.max_chunk, n_ch), dtype=np.float32)  # reused for every pull
+        timeline = TimelineState(fs, jump_s=self.jump_s)
+        off = [False] * n_ch
+        seq = 0
+        last_data = time.monotonic()
+        lost = False
+
+        def post(item: Item) -> None:
+            loop.call_soon_threadsafe(self._outbox.put, item)
+
+        def lost_event(active: bool, t: float, why: str) -> None:
+            post(SourceEvent("stream_lost", names, t, active, why))
+
+        while not self._stop.is_set():
+            if inlet is None:
+                info = self._resolve(0.5, by_source_id=self._source_id or None)
+                if info is not None:
+                    try:
+                        inlet, _ = self._open(info)
+                        self.reconnects += 1
+                    except Exception:  # gone again before we could open it
+                        inlet = None
+                continue
+            try:
+                _, stamps = inlet.pull_chunk(timeout=0.1, max_samples=self.max_chunk,
+                                             dest_obj=buf, as_numpy=True)
+            except pylsl.util.LostError:
+                inlet = None
+                if not lost:
+                    lost = True
+                    lost_event(True, self._engine_t(timeline, seq), "LSL stream lost")
+                continue
+            n = int(stamps.shape[0])
+            now = time.monotonic()
+            if n == 0:
+                if not lost and now - last_data > self.lost_after_s:
+                    lost = True
+                    lost_event(True, self._engine_t(timeline, seq),
+                               f"no LSL samples for {self.lost_after_s:g} s")
+                continue
+            last_data = now
+            data = buf[:n].copy()
+            ts = stamps.astype(np.float64)
+            if lost:
+                seq += timeline.missing_before(seq, float(ts[0]))
+                lost = False
+                lost_event(False, self._engine_t(timeline, seq), "LSL stream back")
+            t = self._timestamps(timeline, seq, ts, post)
+            valid = ~np.isnan(data)
+            for ev in sensor_off_events(off, valid, t, names):
+                post(ev)
+            post(Frame(channels=names, timestamps=t, data=data, valid=valid, seq=seq))
+            seq += n
+            self.samples += n
+            self.chunks += 1
+
+    def _timestamps(self, timeline: TimelineState, seq: int, ts: np.ndarray,
+                    post: Any) -> np.ndarray:
+        if self.dejitter != "engine":
+            return ts + self._lsl_to_engine
+        placed, jumps = timeline.place(seq, ts)
+        names = tuple(s.name for s in self._specs)
+        for row, size in jumps:
+            self.clock_jumps += 1
+            t = float(placed[row]) + self._lsl_to_engine
+            msg = f"sender clock jumped by {size:+.3f} s"
+            post(SourceEvent("clock_jump", names, t, True, msg))
+            post(SourceEvent("clock_jump", names, t, False, msg))
+        return placed + self._lsl_to_engine
+
+    def _engine_t(self, timeline: TimelineState, seq: int) -> float:
+        if timeline.a is None:
+            return self.clock.now()
+        return timeline.a + seq / timeline.fs + self._lsl_to_engine
+
+
+class LslMarkerSink:
+    """An irregular-rate string outlet: one JSON event per marker (stages, alerts, status)."""
+
+    def __init__(self, *, name: str = "sleepstream-events", source_id: str = "",
+                 stream_type: str = "Markers") -> None:
+        info = pylsl.StreamInfo(name, stream_type, 1, pylsl.IRREGULAR_RATE, pylsl.cf_string,
+                                source_id or f"sleepstream-events-{name}")
+        self._outlet: pylsl.StreamOutlet | None = pylsl.StreamOutlet(info)
+        self.info = info
+        self.pushed = 0
+
+    async def emit(self, event: Event) -> None:
+        if self._outlet is None:
+            return
+        self._outlet.push_sample([json.dumps(event, separators=(",", ":"), default=str)])
+        self.pushed += 1
+
+    async def aclose(self) -> None:
+        self._outlet = None
+
+
+def source_from_config(opts: Mapping[str, Any], *, bed: Any, config: Any,
+                       clock: EngineClock | None = None) -> LslSource:
+    """Build a source from a ``[[beds.sources]]`` table of kind ``lsl``."""
+    return LslSource(
+        name=opts.get("name"),
+        stream_type=opts.get("type"),
+        source_id=opts.get("source_id"),
+        timeout_s=float(opts.get("timeout_s", 10.0)),
+        lost_after_s=float(opts.get("lost_after_s", 2.0)),
+        clocksync=bool(opts.get("clocksync", True)),
+        dejitter=opts.get("dejitter", "engine"),
+        rules=tuple(getattr(bed, "channel_rules", ())),
+        clock=clock,
+    )
+
+
+def sink_from_config(opts: Mapping[str, Any], *, config: Any) -> LslMarkerSink:
+    return LslMarkerSink(name=str(opts.get("name", "sleepstream-events")))

@@ -1,0 +1,145 @@
+"""LSL source and marker sink against real pylsl outlets and inlets (unique names per test)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import numpy as np
+import pylsl
+import pytest
+
+from drivers.lsl import LslMarkerSink, LslSource
+from engine.errors import SourceNotFoundError
+from engine.protocols import SourceEvent
+from engine.types import Frame
+
+FS = 100.0
+
+
+def _outlet(sid: str) -> pylsl.StreamOutlet:
+    info = pylsl.StreamInfo(f"psg-{sid[:8]}", "EEG", 3, FS, pylsl.cf_float32, sid)
+    info.set_channel_labels(["C4-M1", "SpO2", "counter"])
+    info.set_channel_units(["uV", "%", "count"])
+    info.set_channel_types(["EEG", "SpO2", "MISC"])
+    return pylsl.StreamOutlet(info)
+
+
+def _chunk(k: int, n: int = 10, *, nan: bool = False) -> np.ndarray:
+    x = np.zeros((n, 3), dtype=np.float32)
+    x[:, 0] = np.nan if nan else 1.0
+    x[:, 1] = 97.0
+    x[:, 2] = np.arange(k * n, (k + 1) * n)
+    return x
+
+
+def _push(outlet: pylsl.StreamOutlet, k: int, origin: float, *, shift: float = 0.0,
+          nan: bool = False) -> None:
+    stamps = origin + shift + (k * 10 + np.arange(10)) / FS
+    outlet.push_chunk(_chunk(k, nan=nan), timestamp=stamps.tolist())
+
+
+async def _drain(source: LslSource, until_counter: float, timeout_s: float = 10.0,
+                 ) -> tuple[list[Frame], list[SourceEvent]]:
+    frames: list[Frame] = []
+    events: list[SourceEvent] = []
+    async with asyncio.timeout(timeout_s):
+        async for item in source.frames():
+            if isinstance(item, Frame):
+                frames.append(item)
+                if item.data[-1, 2] >= until_counter:
+                    break
+            else:
+                events.append(item)
+    return frames, events
+
+
+async def test_not_found_is_a_clear_error() -> None:
+    source = LslSource(source_id=f"absent-{uuid.uuid4()}", timeout_s=0.3)
+    with pytest.raises(SourceNotFoundError, match="no LSL stream"):
+        async with source:
+            pass
+
+
+async def test_channels_counter_timeline_sensor_off_and_clock_jump() -> None:
+    sid = str(uuid.uuid4())
+    outlet = _outlet(sid)
+    source = LslSource(source_id=sid, timeout_s=5.0, jump_s=1.0)
+    async with source:
+        specs = {s.name: s for s in source.channels}
+        assert [(s.name, s.unit, s.fs) for s in source.channels] == [
+            ("C4-M1", "uV", FS), ("SpO2", "%", FS), ("counter", "count", FS)]
+        assert specs["C4-M1"].modality == "eeg" and specs["SpO2"].modality == "spo2"
+        origin = pylsl.local_clock()
+        for k in range(30):
+            _push(outlet, k, origin, shift=(20.0 if k >= 20 else 0.0), nan=10 <= k < 13)
+            await asyncio.sleep(0.005)
+        frames, events = await _drain(source, until_counter=299)
+    counter = np.concatenate([f.data[:, 2] for f in frames])
+    np.testing.assert_array_equal(counter, np.arange(300))
+    assert [int(f.seq) for f in frames] == list(np.cumsum([0] + [len(f) for f in frames[:-1]]))
+    ts = np.concatenate([f.timestamps for f in frames])
+    np.testing.assert_allclose(np.diff(ts), 1 / FS, rtol=1e-6)  # the jump stays out
+    t_at = dict(zip(counter.astype(int).tolist(), ts.tolist(), strict=True))
+    got = [(e.code, e.active, e.channels) for e in events]
+    assert ("sensor_off", True, ("C4-M1",)) in got and ("sensor_off", False, ("C4-M1",)) in got
+    off = next(e for e in events if e.code == "sensor_off" and e.active)
+    on = next(e for e in events if e.code == "sensor_off" and not e.active)
+    assert off.t == pytest.approx(t_at[100]) and on.t == pytest.approx(t_at[130])
+    jump = next(e for e in events if e.code == "clock_jump" and e.active)
+    assert jump.t == pytest.approx(t_at[200]) and "+20" in jump.message
+    del outlet
+
+
+async def test_outlet_restart_is_lost_then_recovered_with_samples_accounted() -> None:
+    sid = str(uuid.uuid4())
+    outlet = _outlet(sid)
+    source = LslSource(source_id=sid, timeout_s=5.0, lost_after_s=0.5)
+    async with source:
+        origin = pylsl.local_clock()
+        for k in range(10):
+            _push(outlet, k, origin)
+            await asyncio.sleep(0.005)
+        first, _ = await _drain(source, until_counter=99)
+        del outlet  # the device restarts: its outlet goes away for a while
+        await asyncio.sleep(0.3)
+        outlet = _outlet(sid)
+
+        async def pusher() -> None:
+            for k in range(15, 80):  # chunks 10..14 are never sent; the inlet joins later
+                _push(outlet, k, origin)
+                await asyncio.sleep(0.02)
+
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(pusher())
+            frames, events = await _drain(source, until_counter=799)
+    lost = [e for e in events if e.code == "stream_lost"]
+    assert [e.active for e in lost] == [True, False]
+    assert lost[0].t == pytest.approx(first[-1].timestamps[-1] + 1 / FS, abs=1e-6)
+    back = frames[0]
+    assert back.data[0, 2] >= 150
+    assert all(f.seq == f.data[0, 2] for f in frames)  # seq accounts for every missed sample
+    np.testing.assert_allclose(back.timestamps[0] - first[0].timestamps[0], back.seq / FS)
+    assert lost[1].t == pytest.approx(back.timestamps[0], abs=1e-6)
+    assert source.reconnects == 1
+
+
+async def test_marker_sink_carries_json_events() -> None:
+    name = f"events-{uuid.uuid4().hex[:8]}"
+    sink = LslMarkerSink(name=name)
+    found = await asyncio.to_thread(pylsl.resolve_byprop, "name", name, 1, 5.0)
+    inlet = pylsl.StreamInlet(found[0])
+    await asyncio.to_thread(inlet.open_stream, 5.0)
+    await asyncio.sleep(0.2)
+    await sink.emit({"type": "alert", "bed": "b1", "code": "stream_lost", "onset": 12.5})
+    await sink.emit({"type": "stage", "bed": "b1", "stage": "N2"})
+    got = []
+    for _ in range(20):
+        sample, _ = await asyncio.to_thread(inlet.pull_sample, 0.5)
+        if sample is not None:
+            got.append(json.loads(sample[0]))
+        if len(got) == 2:
+            break
+    await sink.aclose()
+    assert got[0]["code"] == "stream_lost" and got[1]["stage"] == "N2"
