@@ -1,0 +1,188 @@
+"""The alarm-condition state machine (IEC 60601-1-8 terms) shared by every detector.
+
+A detector turns its signal into a per-sample criterion on a time grid: 1 met, 0 not met,
+-1 unknown (the sensor it depends on is invalid or under a technical alarm: the detector
+abstains). ``step_condition`` walks the runs of that criterion (a loop over runs, not samples):
+
+- the criterion must hold for ``delay_s`` (the alarm-condition delay) before the condition is
+  announced ACTIVE; the announced ``onset`` is when the criterion started and
+  ``extra["criterion_t"]`` the data time at which the delay was satisfied;
+- when the criterion stops (0) the condition ENDS, unless it is latching and unacknowledged: then
+  it stays announced (ACTIVE with ``end`` set, ``extra["latched"]``) until acknowledged;
+- when the criterion becomes unknown (-1), a pending run is dropped and an announced,
+  non-latching condition ends with ``extra["ended_by"] = "suppressed"`` (the technical alarm of
+  the sensor is what shows from then on); a physiological alarm is never raised from unknown data;
+- ``acknowledge_condition`` silences an active alarm (ACKNOWLEDGED) or clears a latched one
+  (ENDED); ``tick_condition`` escalates a high-priority alarm left unacknowledged for
+  ``escalate_after_s`` (ESCALATED, once).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from engine.alerts.config import RuleConfig
+from engine.types import Alert, AlertKind, AlertState, FloatArray, Priority
+
+Criterion = npt.NDArray[np.int8]  # 1 met, 0 not met, -1 unknown
+
+
+@dataclass(slots=True)
+class ConditionState:
+    bed: str
+    code: str
+    kind: AlertKind
+    rule: RuleConfig
+    channels: tuple[str, ...]
+    message: str
+    worst: Literal["min", "max"]
+    escalate_after_s: float
+    run_start: float | None = None
+    run_value: float | None = None
+    current: Alert | None = None  # last announced transition while the condition is announced
+    acknowledged: bool = False
+    escalated: bool = False
+    latched: bool = False
+    count: int = 0  # announcements so far
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def new_condition(
+    bed: str,
+    code: str,
+    rule: RuleConfig,
+    *,
+    message: str,
+    channels: tuple[str, ...] = (),
+    worst: Literal["min", "max"] = "min",
+    kind: AlertKind = AlertKind.PHYSIOLOGICAL,
+    escalate_after_s: float = 60.0,
+) -> ConditionState:
+    return ConditionState(
+        bed=bed, code=code, kind=kind, rule=rule, channels=channels, message=message,
+        worst=worst, escalate_after_s=escalate_after_s,
+    )
+
+
+def _worse(state: ConditionState, values: FloatArray) -> None:
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return
+    v = float(finite.min() if state.worst == "min" else finite.max())
+    if state.run_value is None:
+        state.run_value = v
+    else:
+        state.run_value = min(state.run_value, v) if state.worst == "min" else max(
+            state.run_value, v)
+
+
+def _emit(state: ConditionState, alert: Alert, out: list[Alert]) -> None:
+    out.append(alert)
+    state.current = None if alert.state == AlertState.ENDED else alert
+
+
+def _end(state: ConditionState, t: float, t_emit: float, out: list[Alert], **extra: Any) -> None:
+    """The criterion stopped (or became unknown) at ``t``."""
+    cur = state.current
+    state.run_start, state.run_value = None, None
+    if cur is None or state.latched:
+        return
+    if state.rule.latching and not state.acknowledged and not extra:
+        state.latched = True
+        _emit(state, replace(cur, state=AlertState.ACTIVE, end=t, emitted_at=t_emit,
+                             extra={**cur.extra, "latched": True}), out)
+        return
+    _emit(state, replace(cur, state=AlertState.ENDED, end=t, emitted_at=t_emit,
+                         extra={**cur.extra, **extra}), out)
+
+
+def _announce(state: ConditionState, criterion_t: float, t_emit: float, out: list[Alert]) -> None:
+    assert state.run_start is not None
+    state.count += 1
+    state.acknowledged = state.escalated = state.latched = False
+    _emit(state, Alert(
+        bed=state.bed, id=f"{state.bed}/{state.code}/{state.count}", code=state.code,
+        kind=state.kind, priority=state.rule.priority, state=AlertState.ACTIVE,
+        onset=state.run_start, end=None, value=state.run_value,
+        message=state.message, channels=state.channels, delay_s=state.rule.delay_s,
+        latching=state.rule.latching, emitted_at=t_emit,
+        extra={"criterion_t": criterion_t, "announced_at": t_emit, **state.extra},
+    ), out)
+
+
+def step_condition(
+    state: ConditionState,
+    t: FloatArray,
+    met: Criterion,
+    values: FloatArray,
+    *,
+    dt: float,
+    t_emit: float,
+) -> list[Alert]:
+    """Feed criterion samples at times ``t`` (each covering ``[t, t + dt)``); alerts emitted at
+    engine time ``t_emit``."""
+    out: list[Alert] = []
+    if not state.rule.enabled or t.size == 0:
+        return out
+    cut = np.flatnonzero(np.diff(met)) + 1
+    starts = np.concatenate([[0], cut])
+    stops = np.concatenate([cut, [met.size]])
+    for a, b in zip(starts.tolist(), stops.tolist(), strict=True):
+        v = int(met[a])
+        if v == 1:
+            if state.run_start is None:
+                state.run_start = float(t[a])
+            _worse(state, values[a:b])
+            if state.current is None or state.latched:
+                held = t[a:b] + dt - state.run_start
+                hit = np.flatnonzero(held >= state.rule.delay_s - 1e-9)
+                if hit.size and (state.current is None or state.latched):
+                    if state.latched:  # a new episode while the old one is still latched
+                        state.latched = False
+                        _emit(state, replace(state.current, state=AlertState.ENDED,  # type: ignore[arg-type]
+                                             emitted_at=t_emit), out)
+                    _announce(state, float(t[a + hit[0]] + dt), t_emit, out)
+        elif v == 0:
+            _end(state, float(t[a]), t_emit, out)
+        else:
+            if state.current is not None and not state.latched and not state.rule.latching:
+                _end(state, float(t[a]), t_emit, out, ended_by="suppressed")
+            state.run_start, state.run_value = None, None
+    return out
+
+
+def acknowledge_condition(state: ConditionState, t: float) -> list[Alert]:
+    """An operator acknowledged this condition's alarm at engine time ``t``."""
+    cur = state.current
+    if cur is None or state.acknowledged:
+        return []
+    state.acknowledged = True
+    if state.latched:
+        state.latched = False
+        state.current = None
+        return [replace(cur, state=AlertState.ENDED, emitted_at=t,
+                        extra={**cur.extra, "acknowledged_at": t})]
+    ack = replace(cur, state=AlertState.ACKNOWLEDGED, emitted_at=t,
+                  extra={**cur.extra, "acknowledged_at": t})
+    state.current = ack
+    return [ack]
+
+
+def tick_condition(state: ConditionState, t: float) -> list[Alert]:
+    """Escalate an announced high-priority alarm unacknowledged for ``escalate_after_s``."""
+    cur = state.current
+    if (cur is None or state.acknowledged or state.escalated
+            or cur.priority != Priority.HIGH):
+        return []
+    first = float(cur.extra.get("announced_at", cur.emitted_at))
+    if t - first < state.escalate_after_s:
+        return []
+    state.escalated = True
+    esc = replace(cur, state=AlertState.ESCALATED, emitted_at=t,
+                  extra={**cur.extra, "escalated_at": t})
+    state.current = esc
+    return [esc]
