@@ -23,6 +23,11 @@ COMMANDS: tuple[tuple[str | None, str, str, str], ...] = (
     ("evaluate", "alerts", "engine.commands.evaluate_alerts",
      "apnea detection, AHI/ODI and alert latency on scored nights"),
     ("simulate", "synthetic", "simulators.commands.synthetic", "write a synthetic night with truth"),
+    ("train", "tokenizer", "models.commands.train_tokenizer", "RVQ tokenizer per modality"),
+    ("train", "pretrain", "models.commands.train_pretrain", "RQ-Transformer by next-token prediction"),
+    ("train", "stage", "models.commands.train_stage", "stage head; writes model and ONNX runtime"),
+    ("evaluate", "staging", "models.commands.evaluate_staging", "causal staging over modality subsets"),
+    ("evaluate", "tokenizer", "models.commands.evaluate_tokenizer", "tokenizer reconstruction, usage"),
 )
 
 GROUP_HELP = {

@@ -1,0 +1,224 @@
+"""Live sleep staging for one bed: model-rate seconds -> tokens -> streaming step -> stages.
+
+``StagingProcessor`` is a ``BlockProcessor``. It collects each modality's model-rate samples
+into whole seconds (a small preallocated ring per modality), tokenizes every completed second,
+runs the streaming step of the temporal transformer with this bed's KV-cache slot, and when a
+30-s epoch ends emits a ``StageEstimate``: the stage head's logits averaged over the epoch's
+seconds, the modalities that were present, and those missing. Missing modalities enter the
+model as "absent" tokens; the confidence is the top probability times the share of the bed's
+usual modalities that were present, so dropouts lower it and are named.
+
+``OnnxStepBackend`` implements ``InferenceBackend`` on onnxruntime with explicit KV state.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from engine.protocols import Block, Event, StepBatch, StepOutput
+from engine.tokenizer_runtime import (
+    DEFAULT_MODEL_DIR,
+    ModelFiles,
+    TokenizerRuntime,
+    TokenizerState,
+    load_model_files,
+    new_state,
+    push_seconds,
+    session,
+)
+from engine.tokenizer_runtime import reset as reset_tokenizer
+from engine.types import STAGES, Alert, F32Array, StageEstimate
+
+log = logging.getLogger(__name__)
+
+RING_S = 16  # seconds of model-rate samples buffered per modality
+RESET_GAP_S = 120  # a jump in time longer than this restarts the bed's stream state
+
+
+class OnnxStepBackend:
+    """The streaming step on onnxruntime; KV cache of ``capacity`` slots held as numpy arrays."""
+
+    name = "onnxruntime"
+
+    def __init__(self, files: ModelFiles, capacity: int = 1, threads: int = 1) -> None:
+        self.files = files
+        self.capacity = capacity
+        self._sess = session(files.step_file, threads)
+        shape = (files.n_layer, capacity, files.n_head, files.window, files.head_dim)
+        self.k = np.zeros(shape, np.float32)
+        self.v = np.zeros(shape, np.float32)
+        self.pos = np.zeros(capacity, np.int64)
+        self.prev_h = np.zeros((capacity, files.d_model), np.float32)
+
+    def step(self, batch: StepBatch) -> StepOutput:
+        s = batch.slots
+        out = self._sess.run(
+            None,
+            {
+                "codes": batch.codes.astype(np.int64),
+                "presence": batch.presence.astype(bool),
+                "k_cache": self.k[:, s],
+                "v_cache": self.v[:, s],
+                "pos": self.pos[s],
+                "prev_h": self.prev_h[s],
+            },
+        )
+        emb, logits, surprise, k, v, pos, prev_h = out
+        self.k[:, s], self.v[:, s], self.pos[s], self.prev_h[s] = k, v, pos, prev_h
+        return StepOutput(
+            np.asarray(emb, np.float32),
+            np.asarray(logits, np.float32),
+            np.asarray(surprise, np.float32),
+        )
+
+    def reset(self, slots: npt.NDArray[np.int64]) -> None:
+        self.k[:, slots] = 0
+        self.v[:, slots] = 0
+        self.pos[slots] = 0
+        self.prev_h[slots] = 0
+
+
+class _SecondRing:
+    """Model-rate samples of one modality by absolute sample index, ``RING_S`` seconds deep."""
+
+    def __init__(self, fs: int) -> None:
+        self.fs = fs
+        self.data = np.zeros(RING_S * fs, np.float32)
+        self.valid = np.zeros(RING_S * fs, bool)
+        self.end = 0  # absolute index one past the last sample written
+
+    def write(self, t0: float, data: F32Array, valid: npt.NDArray[np.bool_]) -> None:
+        start = round(t0 * self.fs)
+        idx = (start + np.arange(len(data))) % len(self.data)
+        self.data[idx] = data
+        self.valid[idx] = valid & np.isfinite(data)
+        self.end = max(self.end, start + len(data))
+
+    def take(self, first_s: int, n: int) -> tuple[F32Array, npt.NDArray[np.bool_]]:
+        """Seconds [first_s, first_s + n) and clear them (unwritten samples read as invalid)."""
+        idx = (first_s * self.fs + np.arange(n * self.fs)) % len(self.data)
+        d, v = self.data[idx].copy(), self.valid[idx].copy()
+        self.valid[idx] = False
+        return d, v
+
+
+class StagingProcessor:
+    """One bed's live staging (see module docstring)."""
+
+    def __init__(
+        self,
+        bed: str,
+        *,
+        model_dir: str | Path = DEFAULT_MODEL_DIR,
+        files: ModelFiles | None = None,
+        backend: OnnxStepBackend | None = None,
+        slot: int = 0,
+        tokenizers: TokenizerRuntime | None = None,
+    ) -> None:
+        self.bed = bed
+        self.files = files or (backend.files if backend else load_model_files(model_dir))
+        self.backend = backend or OnnxStepBackend(self.files)
+        self.tokenizers = tokenizers or TokenizerRuntime(self.files)
+        self.slot = np.array([slot], np.int64)
+        mods = self.files.modalities
+        self.epoch_s = self.files.epoch_s
+        self._rings = {m: _SecondRing(self.files.tokenizers[m].fs) for m in mods}
+        self._tok: dict[str, TokenizerState] = {
+            m: new_state(self.files.tokenizers[m]) for m in mods
+        }
+        self._next: int | None = None  # next second to step
+        self._seen = np.zeros(len(mods), bool)  # modalities this bed has delivered
+        self._logit_sum = np.zeros(len(STAGES), np.float64)
+        self._presence_sum = np.zeros(len(mods), np.float64)
+        self._steps = 0
+        self.steps_total = 0
+
+    def _restart(self, second: int) -> None:
+        self.backend.reset(self.slot)
+        for st in self._tok.values():
+            reset_tokenizer(st)
+        self._next = second
+        self._clear_epoch()
+
+    def _clear_epoch(self) -> None:
+        self._logit_sum[:] = 0
+        self._presence_sum[:] = 0
+        self._steps = 0
+
+    def process(self, block: Block) -> Sequence[Alert | StageEstimate | Event]:
+        ready = math.floor(block.t_end)
+        firsts: dict[str, bool] = {}
+        for ch in block.model.values():
+            m = ch.modality
+            if m is None or m not in self._rings or firsts.get(m):
+                continue
+            firsts[m] = True  # the first channel of a modality feeds it (as in training)
+            self._rings[m].write(ch.t0, ch.data, ch.valid)
+        if firsts:  # wait for the slowest modality, but never more than 2 s behind the block
+            done = min(self._rings[m].end // self._rings[m].fs for m in firsts)
+            ready = max(min(ready, done), ready - 2)
+        start = math.floor(block.t_start)
+        if self._next is None or start - self._next > RESET_GAP_S or ready < self._next - 1:
+            self._restart(start)  # a new stream, a long break, or time going back
+        return self._advance(ready)
+
+    def finish(self, t_end: float) -> Sequence[Alert | StageEstimate | Event]:
+        return self._advance(math.floor(t_end)) if self._next is not None else []
+
+    def _advance(self, ready: int) -> list[Alert | StageEstimate | Event]:
+        assert self._next is not None
+        n = ready - self._next
+        if n <= 0:
+            return []
+        mods = self.files.modalities
+        codes = np.zeros((n, len(mods), self.files.levels), np.int64)
+        presence = np.zeros((n, len(mods)), bool)
+        for i, m in enumerate(mods):
+            spec = self.files.tokenizers[m]
+            d, v = self._rings[m].take(self._next, n)
+            frames, present = push_seconds(spec, self._tok[m], d, v)
+            codes[:, i] = self.tokenizers.encode(m, frames)
+            presence[:, i] = present
+        out: list[Alert | StageEstimate | Event] = []
+        for j in range(n):
+            second = self._next + j
+            res = self.backend.step(StepBatch(codes[j : j + 1], presence[j : j + 1], self.slot))
+            self.steps_total += 1
+            self._seen |= presence[j]
+            self._logit_sum += res.stage_logits[0]
+            self._presence_sum += presence[j]
+            self._steps += 1
+            if (second + 1) % self.epoch_s == 0:
+                out.append(self._estimate(second + 1 - self.epoch_s))
+                self._clear_epoch()
+        self._next = ready
+        return out
+
+    def _estimate(self, epoch_start: int) -> StageEstimate:
+        mods = self.files.modalities
+        logits = self._logit_sum / max(self._steps, 1)
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        share = self._presence_sum / max(self._steps, 1)
+        used = tuple(m for i, m in enumerate(mods) if share[i] >= 0.5)
+        missing = tuple(m for i, m in enumerate(mods) if self._seen[i] and share[i] < 0.5)
+        expected = self._seen.sum()
+        coverage = float(share[self._seen].mean()) if expected else 0.0
+        coverage *= self._steps / self.epoch_s
+        best = int(p.argmax())
+        return StageEstimate(
+            bed=self.bed,
+            epoch_start=float(epoch_start),
+            epoch_s=float(self.epoch_s),
+            stage=STAGES[best],
+            probs={s: float(x) for s, x in zip(STAGES, p, strict=True)},
+            confidence=float(p[best]) * coverage,
+            modalities=used,
+            missing=missing,
+        )

@@ -1,0 +1,112 @@
+"""``sleepstream evaluate staging``: causal staging figures, over modality subsets."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from models.commands.common import DEFAULT_CHECKPOINT, add_data, modality_list
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_data(p)
+    p.add_argument(
+        "--checkpoint",
+        type=str,
+        default=str(DEFAULT_CHECKPOINT),
+        help="model directory (model.npz) or checkpoint file",
+    )
+    p.add_argument(
+        "--modalities",
+        default=None,
+        help="comma list: evaluate this one subset only (default: every single, "
+        "leave-one-out and all of the modalities both the model and the data have)",
+    )
+    p.add_argument("--json", action="store_true", help="end with one JSON line of figures")
+
+
+def _row(name: str, r: dict[str, Any]) -> str:
+    f, q = r["five"], r["four"]
+    return (
+        f"{name:<14} {f['epochs']:>6} {f['accuracy']:>7.3f} {f['kappa']:>7.3f} "
+        f"{f['macro_f1']:>7.3f} {q['accuracy']:>7.3f} {q['kappa']:>7.3f} {q['macro_f1']:>7.3f}"
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from engine.report import print_figures
+    from models import bundle
+    from models.data import load_nights
+    from models.evaluate import score_probs, stream_probs, subsets
+    from models.train import tokenize
+
+    torch.set_num_threads(args.threads)
+    path = Path(args.checkpoint)
+    tr = bundle.load(path / "model.npz" if path.is_dir() else path)
+    if tr.model is None:
+        raise SystemExit("the checkpoint has no trained transformer")
+    mods = tr.model.cfg.modalities
+    nights = load_nights(args.data, args.include, args.exclude, mods)
+    if not nights:
+        raise SystemExit(f"no labelled recordings with {', '.join(mods)} under {args.data}")
+    data = [tokenize(tr.tokenizers, n, mods, tr.model.cfg.levels) for n in nights]
+    have = tuple(m for i, m in enumerate(mods) if any(d.presence[:, i].any() for d in data))
+    want = modality_list(args.modalities)
+    table = [("+".join(want), want)] if want else subsets(have)
+    masks = [np.array([m in s for m in mods]) for _, s in table]
+    probs = stream_probs(tr.model, data, masks)
+    n = len(data)
+    results = {
+        name: score_probs(data, probs[i * n : (i + 1) * n]) for i, (name, _) in enumerate(table)
+    }
+    print(f"{len(data)} records: {', '.join(d.name for d in data)}")
+    print(
+        f"{'subset':<14} {'epochs':>6} {'acc5':>7} {'kappa5':>7} {'mf1_5':>7} "
+        f"{'acc4':>7} {'kappa4':>7} {'mf1_4':>7}"
+    )
+    for name, r in results.items():
+        print(_row(name, r))
+    main_name = table[-1][0]
+    best = results[main_name]
+    for k in ("five", "four"):
+        r = best[k]
+        print(f"\n[{main_name}, {k} classes] per-stage F1 {r['f1']}")
+        print(f"confusion (rows truth, cols predicted): {r['confusion']}")
+        print(f"time fraction truth {r['fraction_true']}\ntime fraction pred  {r['fraction_pred']}")
+        print(
+            f"REM latency min: truth {r['rem_latency_true_min']} pred {r['rem_latency_pred_min']} "
+            f"mean abs err {r['rem_latency_abs_err_min']}"
+        )
+    figures: dict[str, Any] = {
+        "subset": main_name,
+        "records": len(data),
+        "epochs": best["five"]["epochs"],
+        "accuracy": best["five"]["accuracy"],
+        "kappa": best["five"]["kappa"],
+        "macro_f1": best["five"]["macro_f1"],
+        "accuracy_4class": best["four"]["accuracy"],
+        "kappa_4class": best["four"]["kappa"],
+        "macro_f1_4class": best["four"]["macro_f1"],
+        "f1": best["five"]["f1"],
+        "confusion": best["five"]["confusion"],
+        "rem_latency_abs_err_min": best["five"]["rem_latency_abs_err_min"],
+        "subsets": {
+            name: {
+                "accuracy": r["five"]["accuracy"],
+                "kappa": r["five"]["kappa"],
+                "macro_f1": r["five"]["macro_f1"],
+                "accuracy_4class": r["four"]["accuracy"],
+                "kappa_4class": r["four"]["kappa"],
+                "macro_f1_4class": r["four"]["macro_f1"],
+            }
+            for name, r in results.items()
+        },
+        "checkpoint_sha256": tr.sha256,
+    }
+    print_figures(figures, as_json=args.json)
+    return 0
