@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from engine.alerts.series import window_percentile
 from engine.types import FloatArray
 
 WINDOW_S = 600  # trailing seconds each decision looks at
@@ -96,7 +97,7 @@ def _spo2_features(s: FloatArray) -> FloatArray:
     d4, _ = _dips(x, 4.0)
     on3, on4 = _onsets(d3), _onsets(d4)
     last = slice(-120, None)
-    p95 = np.nanpercentile(np.where(np.isnan(s), np.nan, s)[:, -300:], 95, axis=1)
+    p95 = window_percentile(s[:, -300:], 95.0, 1)
     cyc, _total = _band_power(x[:, -600:], 0.01, 0.05)
     cols = [
         on3[:, last].sum(axis=1),
@@ -121,8 +122,11 @@ def _hr_features(h: FloatArray) -> FloatArray:
     cyc300, _ = _band_power(x[:, -300:], 0.01, 0.05)
     cyc600, tot600 = _band_power(x, 0.01, 0.05)
     vlf, _ = _band_power(x, 0.003, 0.01)
-    med = np.nanmedian(np.where(np.isnan(h), np.nan, h), axis=1)
-    med = np.where(np.isnan(med), x.mean(axis=1), med)
+    n_ok = (~np.isnan(h)).sum(axis=1)
+    srt = np.sort(h, axis=1)  # NaNs last: the median of the valid values, without warnings
+    med = 0.5 * (np.take_along_axis(srt, ((n_ok - 1) // 2)[:, None].clip(0), axis=1)[:, 0]
+                 + np.take_along_axis(srt, (n_ok // 2)[:, None].clip(0), axis=1)[:, 0])
+    med = np.where(n_ok > 0, med, x.mean(axis=1))
     cols = [
         np.log1p(x[:, last].std(axis=1)),
         np.log1p(x.std(axis=1)),

@@ -136,16 +136,19 @@ def step_condition(
         if v == 1:
             if state.run_start is None:
                 state.run_start = float(t[a])
-            _worse(state, values[a:b])
+            split = a
             if state.current is None or state.latched:
                 held = t[a:b] + dt - state.run_start
                 hit = np.flatnonzero(held >= state.rule.delay_s - 1e-9)
-                if hit.size and (state.current is None or state.latched):
-                    if state.latched:  # a new episode while the old one is still latched
+                if hit.size:
+                    split = a + int(hit[0]) + 1
+                    _worse(state, values[a:split])  # the value announced: worst so far
+                    if state.current is not None:  # a new episode while the old one is latched
                         state.latched = False
-                        _emit(state, replace(state.current, state=AlertState.ENDED,  # type: ignore[arg-type]
+                        _emit(state, replace(state.current, state=AlertState.ENDED,
                                              emitted_at=t_emit), out)
-                    _announce(state, float(t[a + hit[0]] + dt), t_emit, out)
+                    _announce(state, float(t[split - 1] + dt), t_emit, out)
+            _worse(state, values[split:b])
         elif v == 0:
             _end(state, float(t[a]), t_emit, out)
         else:

@@ -5,8 +5,8 @@ the engine TOML and per bed under ``[beds.<id>.alerts]``):
 
 | code | criterion | delay | priority | latching | basis |
 |---|---|---|---|---|---|
-| desat3 | SpO2 >= 3 % below the pre-event baseline | 10 s | low | no | AASM 2012 hypopnea rule 1A, ODI-3 |
-| desat4 | SpO2 >= 4 % below the pre-event baseline | 10 s | low | no | AASM rule 1B / CMS, ODI-4 |
+| desat3 | SpO2 >= 3 % below the pre-event baseline | 3 s | low | no | AASM 2012 hypopnea rule 1A, ODI-3 |
+| desat4 | SpO2 >= 4 % below the pre-event baseline | 3 s | low | no | AASM rule 1B / CMS, ODI-4 |
 | hypoxemia90 | SpO2 < 90 % | 30 s | medium | no | nocturnal hypoxemia (T90) |
 | hypoxemia88 | SpO2 < 88 % | 30 s | high | yes | home-oxygen qualifying level |
 | bradycardia | heart rate < 40 bpm | 10 s | high | yes | AASM scoring manual (sleep HR < 40) |
@@ -16,6 +16,11 @@ the engine TOML and per bed under ``[beds.<id>.alerts]``):
 | apnea | airflow amplitude drop >= 90 % | 10 s | low | no | AASM apnea |
 | hypopnea | airflow drop >= 30 %, + >= 3 % desat or arousal | 10 s | low | no | AASM 1A |
 | apnea_minutes | per-minute apnea probability >= 0.5 | 0 s | low | no | sleepstream classifier |
+
+The desaturation delay (AASM sets no minimum duration) was chosen among 0, 3, 5 and 10 s on all 56
+oximetry nights: per-minute ODI-3 rule AUROC 0.891 / 0.884 / 0.824 / 0.624, night ODI-3 vs scored
+index r 0.881 / 0.922 / 0.870 / 0.706; 3 s keeps the ODI closest to the scored index while
+ignoring 1-2 s artefact dips.
 
 ``delay_s`` is the alarm-condition delay: the criterion must hold that long before the condition
 is announced; the announced onset is the time the criterion started. An unacknowledged
@@ -46,8 +51,8 @@ class RuleConfig:
 class AlertConfig:
     """Every detector's rule for one bed, plus engine-wide alarm-system settings."""
 
-    desat3: RuleConfig = RuleConfig(3.0, 10.0, Priority.LOW)
-    desat4: RuleConfig = RuleConfig(4.0, 10.0, Priority.LOW)
+    desat3: RuleConfig = RuleConfig(3.0, 3.0, Priority.LOW)
+    desat4: RuleConfig = RuleConfig(4.0, 3.0, Priority.LOW)
     hypoxemia90: RuleConfig = RuleConfig(90.0, 30.0, Priority.MEDIUM)
     hypoxemia88: RuleConfig = RuleConfig(88.0, 30.0, Priority.HIGH, latching=True)
     bradycardia: RuleConfig = RuleConfig(40.0, 10.0, Priority.HIGH, latching=True)

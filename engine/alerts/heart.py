@@ -89,7 +89,8 @@ def _beat_series(track: BeatTrack, ends: FloatArray) -> tuple[FloatArray, FloatA
     bt = track.times[np.isfinite(track.times)]
     k = np.searchsorted(bt, ends, side="right") - 1  # last beat before each end
     has = ok & (k >= 0)
-    last = np.where(k >= 0, bt[np.maximum(k, 0)], track.usable_since)
+    prior = bt[np.maximum(k, 0)] if bt.size else np.zeros(n)
+    last = np.where(k >= 0, prior, track.usable_since)
     gap[ok] = ends[ok] - np.maximum(last[ok], track.usable_since)
     rr = np.diff(bt)
     if rr.size >= 4:
