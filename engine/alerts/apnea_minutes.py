@@ -64,12 +64,12 @@ def _running_max(x: FloatArray, w: int) -> FloatArray:
     return view.max(axis=2)
 
 
-def _dips(x: FloatArray, drop: float) -> tuple[FloatArray, FloatArray]:
+def _dips(x: FloatArray, drop: float) -> tuple[npt.NDArray[np.bool_], FloatArray]:
     """Per row: a boolean (N, T) 'at least ``drop`` below the 60-s pre-dip maximum' and the
     depth below that maximum."""
     ref = _running_max(x, 60)
     depth = np.where(np.isfinite(ref), ref - x, 0.0)
-    return depth >= drop, depth
+    return np.asarray(depth >= drop), depth
 
 
 def _onsets(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
@@ -320,11 +320,13 @@ def _score(
     has_spo2 = bool(window_ok(s)[0])
     key = "spo2_hr" if has_spo2 and "spo2_hr" in state.models else "hr"
     assert state.history is not None
-    base = minute_features(s if key == "spo2_hr" else None, h)  # (1, F)
-    hist = state.history.get(key)
-    feats = with_context(base, hist)
-    state.history[key] = base if hist is None else np.concatenate([hist, base])[
-        -(CONTEXT_MINUTES - 1) :]
+    feats: dict[str, FloatArray] = {}
+    for k in state.models:  # every model's context advances every minute
+        base = minute_features(s if k == "spo2_hr" else None, h)  # (1, F)
+        hist = state.history.get(k)
+        feats[k] = with_context(base, hist)
+        state.history[k] = base if hist is None else np.concatenate([hist, base])[
+            -(CONTEXT_MINUTES - 1) :]
     if not (window_ok(h)[0] or has_spo2):
         return minute, None, key
-    return minute, float(state.models[key].predict(feats)[0]), key
+    return minute, float(state.models[key].predict(feats[key])[0]), key

@@ -5,7 +5,7 @@ the engine TOML and per bed under ``[beds.<id>.alerts]``):
 
 | code | criterion | delay | priority | latching | basis |
 |---|---|---|---|---|---|
-| desat3 | SpO2 >= 3 % below the pre-event baseline | 3 s | low | no | AASM 2012 hypopnea rule 1A, ODI-3 |
+| desat3 | SpO2 >= 3 % below the pre-event baseline | 3 s | low | no | AASM 2012 rule 1A, ODI-3 |
 | desat4 | SpO2 >= 4 % below the pre-event baseline | 3 s | low | no | AASM rule 1B / CMS, ODI-4 |
 | hypoxemia90 | SpO2 < 90 % | 30 s | medium | no | nocturnal hypoxemia (T90) |
 | hypoxemia88 | SpO2 < 88 % | 30 s | high | yes | home-oxygen qualifying level |

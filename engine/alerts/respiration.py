@@ -61,7 +61,9 @@ def new_state(bed: str, config: AlertConfig, channel: str) -> RespState:
     )
 
 
-def amplitude(state: RespState, fs: float, data: FloatArray, valid: BoolArray, n: int) -> FloatArray:
+def amplitude(
+    state: RespState, fs: float, data: FloatArray, valid: BoolArray, n: int
+) -> FloatArray:
     """(n,) per-second breathing amplitude of a chunk of ``n`` whole seconds (NaN invalid)."""
     if state.sos is None or state.fs != fs:
         state.fs = fs

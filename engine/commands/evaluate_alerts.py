@@ -71,8 +71,9 @@ def _series(path: Path) -> tuple[FloatArray | None, FloatArray]:
     per = round(h.spec.fs)
     n = h.data.size // per
     hr = am.clean_hr(h.data[: n * per], h.valid[: n * per])
-    with np.errstate(invalid="ignore"):
-        hr_s = np.nanmean(hr.reshape(n, per), axis=1) if per > 1 else hr
+    rows = hr.reshape(n, per)  # (seconds, samples per second)
+    cnt = (~np.isnan(rows)).sum(axis=1)
+    hr_s = np.where(cnt > 0, np.nansum(rows, axis=1) / np.maximum(cnt, 1), np.nan)
     s = sig.get("spo2")
     spo2 = None if s is None else am.clean_spo2(s.data, s.valid)
     return spo2, hr_s
@@ -170,7 +171,7 @@ def evaluate_minutes(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     fig: dict[str, Any] = {"records": len(recs), "minutes": int(y.size), "model": key,
                            "cv": f"record-wise {FOLDS}-fold", "delay_s": am.DELAY_S}
     fig.update(binary(y, p >= 0.5, p))
-    fig["abstained_minutes"] = int((~np.concatenate(oks)).sum())
+    fig["abstained_minutes"] = int(np.logical_not(np.concatenate(oks)).sum())
     per_rec = [auroc(ys[i], probs[i]) for i in range(len(recs))]
     fig["auroc_record_median"] = float(np.nanmedian(per_rec))
     acc_rec = [float(((probs[i] >= 0.5) == ys[i]).mean()) for i in range(len(recs))]

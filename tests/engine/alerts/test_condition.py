@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from engine.alerts.condition import (
@@ -84,7 +86,7 @@ def test_chunked_equals_one_shot():
     def run(cuts):
         cond = new_condition("b", "x", RuleConfig(1.0, 4.0, Priority.LOW), message="m")
         out = []
-        for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+        for a, b in itertools.pairwise(cuts):
             out += step_condition(cond, t[a:b], met[a:b], vals[a:b], dt=1.0, t_emit=0.0)
         return [(x.state, x.onset, x.end, x.value) for x in out]
 

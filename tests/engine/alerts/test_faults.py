@@ -93,8 +93,9 @@ def _synthetic_ecg(data_dir, seconds, fs=250.0):
     for b in beats:  # vectorised per beat over a short neighbourhood
         i = slice(max(0, round((b - 0.3) * fs)), round((b + 0.45) * fs))
         d = t[i] - b
-        x[i] += (np.exp(-(d / 0.012) ** 2) - 0.15 * np.exp(-((d - 0.03) / 0.01) ** 2)
-                 + 0.12 * np.exp(-((d + 0.16) / 0.03) ** 2) + 0.25 * np.exp(-((d - 0.3) / 0.06) ** 2))
+        qrs = np.exp(-((d / 0.012) ** 2)) - 0.15 * np.exp(-(((d - 0.03) / 0.01) ** 2))
+        pt = 0.12 * np.exp(-(((d + 0.16) / 0.03) ** 2)) + 0.25 * np.exp(-(((d - 0.3) / 0.06) ** 2))
+        x[i] += qrs + pt
     x += 0.2 * np.sin(2 * np.pi * 0.25 * t) + 0.03 * rng.standard_normal(t.size)
     return x.astype(np.float32), beats[beats > 0]
 
