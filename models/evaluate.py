@@ -10,9 +10,8 @@ import numpy as np
 import torch
 
 from engine.types import STAGES
-from models.kv_cache import new_cache
 from models.rq_transformer import RQTransformer
-from models.train import Tokenized
+from models.train import Tokenized, epoch_logits
 
 FOUR = ("W", "light", "deep", "REM")
 TO_FOUR = np.array([0, 1, 1, 2, 3])  # W, N1, N2 -> light, N3 -> deep, REM
@@ -20,10 +19,15 @@ TO_FOUR = np.array([0, 1, 1, 2, 3])  # W, N1, N2 -> light, N3 -> deep, REM
 
 @torch.no_grad()
 def stream_probs(
-    model: RQTransformer, data: Sequence[Tokenized], masks: Sequence[np.ndarray], batch: int = 64
+    model: RQTransformer,
+    data: Sequence[Tokenized],
+    masks: Sequence[np.ndarray],
+    batch: int = 32,
+    chunk_s: int = 300,
 ) -> list[np.ndarray]:
     """For every (night, modality mask) pair: per-epoch stage probabilities (E, S), each from
-    the steps of that epoch only, with the cache carrying everything before it."""
+    the steps of that epoch only, with the cache carrying everything before it. Runs
+    ``RQTransformer.chunk`` (tested equal to the second-by-second ``step``) for speed."""
     jobs = [(d, mk) for mk in masks for d in data]
     out: list[np.ndarray] = []
     es = model.cfg.epoch_s
@@ -37,12 +41,13 @@ def stream_probs(
             n = d.codes.shape[0]
             codes[i, :n], pres[i, :n] = d.codes, d.presence & mk[None]
         ct, pt = torch.from_numpy(codes), torch.from_numpy(pres)
-        st = new_cache(model.cfg, b)
-        acc = torch.zeros(b, t // es, model.cfg.n_stages)
-        for s in range(t // es * es):
-            _, logits, _, st = model.step(ct[:, s], pt[:, s], st)
-            acc[:, s // es] += logits
-        probs = (acc / es).softmax(-1).numpy()
+        past = None
+        logits = []
+        for s in range(0, t // es * es, chunk_s):
+            e = min(s + chunk_s, t // es * es)
+            h, past = model.chunk(ct[:, s:e], pt[:, s:e], past, s)
+            logits.append(model.heads(h)[0])
+        probs = epoch_logits(torch.cat(logits, 1), es).softmax(-1).numpy()
         for i, (d, _) in enumerate(chunk):
             out.append(probs[i, : d.codes.shape[0] // es])
     return out

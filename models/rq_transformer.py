@@ -52,16 +52,23 @@ class Attention(nn.Module):
         return q.view(shape), k.view(shape), v.view(shape)
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor, rot: tuple[torch.Tensor, torch.Tensor] | None
-    ) -> torch.Tensor:
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        rot: tuple[torch.Tensor, torch.Tensor] | None,
+        past: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """x (B, T, D); ``past`` keys/values (B, H, P, Dh) in front of the chunk; mask (T, P+T)."""
         b, t, d = x.shape
         q, k, v = self._split(x)  # (B, T, H, Dh)
         if rot is not None:
             cos, sin = rot[0][:, None], rot[1][:, None]  # (T, 1, Dh/2)
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         q, k, v = (a.transpose(1, 2) for a in (q, k, v))  # (B, H, T, Dh)
+        if past is not None:
+            k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)  # (B, H, P+T, Dh)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, T, Dh)
-        return self.proj(y.transpose(1, 2).reshape(b, t, d))
+        return self.proj(y.transpose(1, 2).reshape(b, t, d)), (k, v)
 
     def step(
         self,
@@ -92,10 +99,15 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor, rot: tuple[torch.Tensor, torch.Tensor] | None
-    ) -> torch.Tensor:
-        x = x + self.attn(self.ln1(x), mask, rot)
-        return x + self.mlp(self.ln2(x))
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        rot: tuple[torch.Tensor, torch.Tensor] | None,
+        past: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        a, kv = self.attn(self.ln1(x), mask, rot, past)
+        x = x + a
+        return x + self.mlp(self.ln2(x)), kv
 
     def step(
         self,
@@ -137,7 +149,7 @@ class DepthTransformer(nn.Module):
         j = m * q
         mask = torch.ones(j, j, dtype=torch.bool).tril()
         for blk in self.blocks:
-            tok = blk(tok, mask, None)
+            tok, _ = blk(tok, mask, None)
         return self.head(self.ln(tok))  # (N, J, K)
 
 
@@ -178,8 +190,35 @@ class RQTransformer(nn.Module):
         lag = pos[:, None] - pos[None, :]
         mask = (lag >= 0) & (lag < self.cfg.window)  # (T, T)
         for blk in self.blocks:
-            x = blk(x, mask, rot)
+            x, _ = blk(x, mask, rot)
         return self.ln_out(x)
+
+    def chunk(
+        self,
+        codes: torch.Tensor,
+        presence: torch.Tensor,
+        past: list[tuple[torch.Tensor, torch.Tensor]] | None,
+        start: int,
+    ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+        """Many steps at once with the last W keys/values of every layer carried between calls
+        (the same numbers as ``step``, faster for offline evaluation). codes (B, T, M, Q) of
+        positions [start, start+T) -> h (B, T, D) and the new per-layer (k, v) (B, H, W, Dh)."""
+        b, t = codes.shape[:2]
+        w, cfg = self.cfg.window, self.cfg
+        if past is None:
+            z = torch.zeros(b, cfg.n_head, w, cfg.head_dim)
+            past = [(z, z)] * cfg.n_layer
+        qp = start + torch.arange(t)
+        kp = torch.cat([torch.arange(start - w, start), qp])  # (W+T,) key positions
+        lag = qp[:, None] - kp[None, :]
+        mask = (lag >= 0) & (lag < w) & (kp[None, :] >= 0)  # (T, W+T)
+        x = self.fuse(codes, presence)
+        rot = rope(qp, cfg.head_dim, cfg.rope_base)
+        new = []
+        for blk, kv in zip(self.blocks, past, strict=True):
+            x, (k, v) = blk(x, mask, rot, kv)
+            new.append((k[:, :, -w:], v[:, :, -w:]))
+        return self.ln_out(x), new
 
     def step(
         self, codes: torch.Tensor, presence: torch.Tensor, state: KVCacheState

@@ -17,7 +17,7 @@ def add_data(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--include", default=None, help="comma list of record-name globs to use")
     p.add_argument("--exclude", default=None, help="comma list of record-name globs to leave out")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--seed", type=int, default=0)
 
 

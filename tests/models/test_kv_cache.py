@@ -70,3 +70,21 @@ def test_absent_codes_are_ignored_and_any_subset_runs() -> None:
     h = model(codes, nothing)
     assert torch.isfinite(h).all()
     assert not torch.allclose(model(codes, pres), h)
+
+
+@torch.no_grad()
+def test_chunked_prefill_equals_step() -> None:
+    model = _model(window=8)
+    codes, pres = _inputs(2, 31)
+    st = new_cache(model.cfg, 2)
+    steps = []
+    for t in range(31):
+        e, _, _, st = model.step(codes[:, t], pres[:, t], st)
+        steps.append(e)
+    ref = torch.stack(steps, 1)
+    past, got, a = None, [], 0
+    for c in (5, 3, 11, 12):  # chunks shorter and longer than W
+        h, past = model.chunk(codes[:, a : a + c], pres[:, a : a + c], past, a)
+        got.append(h)
+        a += c
+    assert (torch.cat(got, 1) - ref).abs().max() < TOL
