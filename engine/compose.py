@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.alerts.engine import AlertEngine
 from engine.bed import BedState
 from engine.channel_map import ChannelRule
 from engine.clock import EngineClock, MonotonicClock, ReplayClockState
@@ -46,7 +47,7 @@ def choose_model(config: Config) -> ModelChoice:
 def make_processors(
     config: Config, bed: BedConfig, model: ModelChoice
 ) -> list[BlockProcessor]:
-    processors: list[BlockProcessor] = []
+    processors: list[BlockProcessor] = [AlertEngine(bed.id, bed.alerts)]
     if model.factory is not None:
         processors.append(model.factory(bed.id))
     return processors
@@ -145,6 +146,7 @@ def replay_config(
     from engine.config import SourceConfig as Src
 
     base = base or Config()
-    bed_cfg = Bed(id=bed, sources=(Src("edf", {"path": str(path)}),), channel_rules=tuple(rules))
+    bed_cfg = Bed(id=bed, sources=(Src("edf", {"path": str(path)}),), channel_rules=tuple(rules),
+                  alerts=base.beds[0].alerts if base.beds else base.alerts)
     sinks = tuple(base.sinks) + ((SinkCfg("jsonl", {"path": str(jsonl)}),) if jsonl else ())
     return Config(base.engine, base.model, base.mqtt, (bed_cfg,), sinks, base.alerts, base.path)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from engine.alerts.config import DEFAULT as DEFAULT_ALERTS
+from engine.alerts.config import AlertConfig, parse_alerts_table
 from engine.channel_map import ChannelRule
 from engine.errors import ConfigError
 from engine.types import MODALITIES
@@ -68,7 +70,7 @@ class BedConfig:
     site: str = "default"
     sources: tuple[SourceConfig, ...] = ()
     channel_rules: tuple[ChannelRule, ...] = ()
-    alerts: Mapping[str, Any] = field(default_factory=dict)  # per-bed overrides of [alerts]
+    alerts: AlertConfig = DEFAULT_ALERTS  # [alerts] with this bed's overrides applied
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +86,7 @@ class Config:
     mqtt: MqttSection = MqttSection()
     beds: tuple[BedConfig, ...] = ()
     sinks: tuple[SinkConfig, ...] = ()
-    alerts: Mapping[str, Any] = field(default_factory=dict)
+    alerts: AlertConfig = DEFAULT_ALERTS
     path: Path | None = None
 
 
@@ -134,27 +136,25 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
     for dup in sorted({i for i in ids if ids.count(i) > 1}):
         problems.append(("beds", f"bed id {dup!r} is used more than once; ids must be unique"))
     sinks = _list(raw.get("sinks", []), "sinks", _sink, problems)
-    alerts = raw.get("alerts", {})
-    if not isinstance(alerts, Mapping):
-        problems.append(("alerts", "must be a table"))
-        alerts = {}
-    problems.extend(_check_alerts(alerts, "alerts"))
+    alerts = _alerts(raw.get("alerts", {}), "alerts", DEFAULT_ALERTS, problems)
+    raw_beds = raw.get("beds", [])
     for i, bed in enumerate(beds):
-        problems.extend(_check_alerts(bed.alerts, f"beds[{i}].alerts"))
+        table = raw_beds[i].get("alerts", {}) if i < len(raw_beds) else {}
+        beds[i] = replace(bed, alerts=_alerts(table, f"beds[{i}].alerts", alerts, problems))
     if problems:
         raise ConfigError(problems)
     assert engine is not None and model is not None and mqtt is not None
-    return Config(engine, model, mqtt, tuple(beds), tuple(sinks), dict(alerts), path)
+    return Config(engine, model, mqtt, tuple(beds), tuple(sinks), alerts, path)
 
 
-def _check_alerts(table: Mapping[str, Any], where: str) -> Problems:
-    """Validate an alerts table with the alert engine's own parser when it is installed."""
-    try:
-        from engine.alerts.config import parse_alerts_table
-    except ImportError:
-        return []
-    _, problems = parse_alerts_table(dict(table), where)
-    return list(problems)
+def _alerts(table: Any, where: str, base: AlertConfig, problems: Problems) -> AlertConfig:
+    """An ``[alerts]`` table (or a bed's override) on top of ``base``."""
+    if not isinstance(table, Mapping):
+        problems.append((where, "must be a table"))
+        return base
+    parsed, found = parse_alerts_table(dict(table), where, base)
+    problems.extend(found)
+    return parsed
 
 
 def _section(table: Any, cls: type[T], where: str, problems: Problems) -> T | None:
@@ -270,9 +270,7 @@ def _bed(table: Any, where: str, problems: Problems) -> BedConfig | None:
     if not sources:
         problems.append((f"{where}.sources", "a bed needs at least one [[beds.sources]]"))
     rules = _rules(table.get("channels", []), f"{where}.channels", problems)
-    alerts = table.get("alerts", {})
-    return BedConfig(bed_id, str(table.get("site", "default")), tuple(sources), rules,
-                     alerts if isinstance(alerts, Mapping) else {})
+    return BedConfig(bed_id, str(table.get("site", "default")), tuple(sources), rules)
 
 
 def _rules(items: Any, where: str, problems: Problems) -> tuple[ChannelRule, ...]:
