@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import onnxruntime as ort
 
 from engine.protocols import Block, Event, StepBatch, StepOutput
 from engine.tokenizer_runtime import (
     DEFAULT_MODEL_DIR,
     ModelFiles,
+    ModelFilesError,
     TokenizerRuntime,
     TokenizerState,
     load_model_files,
@@ -46,10 +48,16 @@ class OnnxStepBackend:
 
     name = "onnxruntime"
 
-    def __init__(self, files: ModelFiles, capacity: int = 1, threads: int = 1) -> None:
+    def __init__(
+        self,
+        files: ModelFiles,
+        capacity: int = 1,
+        threads: int = 1,
+        step_session: ort.InferenceSession | None = None,
+    ) -> None:
         self.files = files
         self.capacity = capacity
-        self._sess = session(files.step_file, threads)
+        self._sess = step_session or session(files.step_file, threads)
         shape = (files.n_layer, capacity, files.n_head, files.window, files.head_dim)
         self.k = np.zeros(shape, np.float32)
         self.v = np.zeros(shape, np.float32)
@@ -222,3 +230,28 @@ class StagingProcessor:
             modalities=used,
             missing=missing,
         )
+
+
+def processor_factory(
+    checkpoint: str, backend: str
+) -> tuple[Callable[[str], StagingProcessor] | None, str]:
+    """For the composition root: a ``bed id -> StagingProcessor`` factory sharing one set of
+    onnxruntime sessions, or None and the reason. ``checkpoint`` is "default" (the shipped
+    model), a model directory, or a file inside one."""
+    root = Path(checkpoint) if checkpoint != "default" else DEFAULT_MODEL_DIR
+    if root.is_file():
+        root = root.parent
+    try:
+        files = load_model_files(root)
+    except ModelFilesError as exc:
+        return None, f"running without sleep stages: {exc}"
+    tokenizers = TokenizerRuntime(files)
+    step_session = session(files.step_file)
+    note = "" if backend == "onnx" else f" (backend {backend!r} is not available yet; using onnx)"
+
+    def factory(bed: str) -> StagingProcessor:
+        step = OnnxStepBackend(files, capacity=1, step_session=step_session)
+        return StagingProcessor(bed, files=files, backend=step, tokenizers=tokenizers)
+
+    sha = files.manifest.get("checkpoint_sha256", "")[:12]
+    return factory, f"staging with {root.name} (sha256 {sha}) on onnxruntime{note}"

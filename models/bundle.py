@@ -27,7 +27,18 @@ class Trained:
         return Bundle(tuple(t.cfg for t in self.tokenizers.values()), model_cfg)
 
 
-def save(path: str | Path, trained: Trained, kind: str) -> str:
+def round_to_half(trained: Trained) -> None:
+    """Round every float32 weight to float16 precision in place, so the networks in memory
+    (and what is exported from them) equal what a ``half`` checkpoint loads back."""
+    nets = [*trained.tokenizers.values(), *([trained.model] if trained.model else [])]
+    with torch.no_grad():
+        for net in nets:
+            for t in [*net.parameters(), *net.buffers()]:
+                if t.dtype == torch.float32:
+                    t.copy_(t.half().float())
+
+
+def save(path: str | Path, trained: Trained, kind: str, *, half: bool = False) -> str:
     arrays = {}
     for m, tok in trained.tokenizers.items():
         arrays.update(checkpoint.state_to_arrays(tok.state_dict(), f"tok.{m}."))
@@ -35,7 +46,7 @@ def save(path: str | Path, trained: Trained, kind: str) -> str:
         arrays.update(checkpoint.state_to_arrays(trained.model.state_dict(), "rq."))
     cfg = to_dict(trained.config)
     cfg["has_model"] = trained.model is not None
-    trained.sha256 = checkpoint.save(path, kind, cfg, arrays, trained.meta)
+    trained.sha256 = checkpoint.save(path, kind, cfg, arrays, trained.meta, half=half)
     return trained.sha256
 
 
@@ -57,6 +68,3 @@ def load(path: str | Path) -> Trained:
 
 def size_mb(path: str | Path) -> float:
     return Path(path).stat().st_size / 2**20
-
-
-__all__ = ["Trained", "load", "save", "size_mb", "torch"]

@@ -52,16 +52,22 @@ def save(
     config: dict[str, Any],
     arrays: Mapping[str, np.ndarray],
     meta: dict[str, Any] | None = None,
+    *,
+    half: bool = False,
 ) -> str:
-    """Write a checkpoint; returns its SHA-256."""
+    """Write a checkpoint; returns its SHA-256. ``half`` stores float32 arrays as float16
+    (read back as float32), halving the file."""
     if any(a.dtype == object for a in arrays.values()):
         raise CheckpointError("object arrays cannot be stored without pickle")
+    halved = sorted(k for k, a in arrays.items() if half and a.dtype == np.float32)
+    arrays = {k: a.astype(np.float16) if k in halved else a for k, a in arrays.items()}
     header: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
         "kind": kind,
         "config": config,
         "meta": meta or {},
+        "float16": halved,
     }
     digest = _digest(header, arrays)
     blob = json.dumps({**header, "sha256": digest}).encode()
@@ -92,6 +98,8 @@ def load(path: str | Path, *, kind: str | None = None) -> Checkpoint:
         raise CheckpointError(
             f"{path}: checksum mismatch (file corrupted or altered); re-download it"
         )
+    for k in header.get("float16", []):
+        arrays[k] = arrays[k].astype(np.float32)
     if kind is not None and header["kind"] != kind:
         raise CheckpointError(f"{path}: holds a {header['kind']!r} checkpoint, expected {kind!r}")
     return Checkpoint(header["kind"], header["config"], arrays, header["meta"], digest)

@@ -15,6 +15,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--crop", type=int, default=600)
     p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument(
+        "--half",
+        action="store_true",
+        help="store weights as float16 (the shipped model: halves the file)",
+    )
     p.add_argument("--no-export", action="store_true", help="skip writing the ONNX runtime files")
 
 
@@ -49,7 +54,9 @@ def main(args: argparse.Namespace) -> int:
             "stage_s": round(time.monotonic() - t0, 1),
         }
     )
-    bundle.save(args.out / "model.npz", tr, "model")
+    if args.half:
+        bundle.round_to_half(tr)
+    bundle.save(args.out / "model.npz", tr, "model", half=args.half)
     print(f"wrote {args.out / 'model.npz'} ({bundle.size_mb(args.out / 'model.npz'):.1f} MB)")
     if not args.no_export:
         print(f"wrote {export_runtime(tr, args.out)}")

@@ -50,3 +50,11 @@ def test_bundle_round_trip(tiny_model) -> None:  # type: ignore[no-untyped-def]
     for k, v in trained.model.state_dict().items():
         assert torch.equal(v, loaded.model.state_dict()[k])
     assert (root / "model.npz").stat().st_size < 20 * 2**20
+
+
+def test_half_storage_round_trip(tmp_path: Path) -> None:
+    a = np.random.default_rng(0).normal(size=(4, 5)).astype(np.float32)
+    checkpoint.save(tmp_path / "h.npz", "model", {}, {"a": a, "i": np.arange(3)}, half=True)
+    ck = checkpoint.load(tmp_path / "h.npz")
+    assert ck.arrays["a"].dtype == np.float32 and ck.arrays["i"].dtype == np.int64
+    np.testing.assert_array_equal(ck.arrays["a"], a.astype(np.float16).astype(np.float32))

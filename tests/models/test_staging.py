@@ -137,3 +137,15 @@ def test_engine_imports_without_torch() -> None:
     code += "".join(f"import {m}\n" for m in mods)
     code += "assert not any(m.split('.')[0] == 'torch' for m in sys.modules)\n"
     subprocess.run([sys.executable, "-c", code], cwd=root, check=True)
+
+
+def test_processor_factory(tiny_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from engine.staging import processor_factory
+
+    root, _ = tiny_model
+    factory, text = processor_factory(str(root), "onnx")
+    assert factory is not None and "onnxruntime" in text
+    a, b = factory("bed-a"), factory("bed-b")
+    assert a.bed == "bed-a" and a.tokenizers is b.tokenizers
+    none, why = processor_factory(str(tmp_path), "onnx")
+    assert none is None and "runtime.json" in why
