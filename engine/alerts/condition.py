@@ -12,6 +12,9 @@ abstains). ``step_condition`` walks the runs of that criterion (a loop over runs
 - when the criterion becomes unknown (-1), a pending run is dropped and an announced,
   non-latching condition ends with ``extra["ended_by"] = "suppressed"`` (the technical alarm of
   the sensor is what shows from then on); a physiological alarm is never raised from unknown data;
+- ``lookback_s`` (default 0) is for criteria computed over a trailing window that proves the
+  signal already met the threshold that long before the first met sample: the announced onset is
+  ``lookback_s`` before the run's first sample and the delay counts from there;
 - ``acknowledge_condition`` silences an active alarm (ACKNOWLEDGED) or clears a latched one
   (ENDED); ``tick_condition`` escalates a high-priority alarm left unacknowledged for
   ``escalate_after_s`` (ESCALATED, once).
@@ -41,6 +44,7 @@ class ConditionState:
     message: str
     worst: Literal["min", "max"]
     escalate_after_s: float
+    lookback_s: float = 0.0
     run_start: float | None = None
     run_value: float | None = None
     current: Alert | None = None  # last announced transition while the condition is announced
@@ -61,10 +65,11 @@ def new_condition(
     worst: Literal["min", "max"] = "min",
     kind: AlertKind = AlertKind.PHYSIOLOGICAL,
     escalate_after_s: float = 60.0,
+    lookback_s: float = 0.0,
 ) -> ConditionState:
     return ConditionState(
         bed=bed, code=code, kind=kind, rule=rule, channels=channels, message=message,
-        worst=worst, escalate_after_s=escalate_after_s,
+        worst=worst, escalate_after_s=escalate_after_s, lookback_s=lookback_s,
     )
 
 
@@ -107,7 +112,7 @@ def _announce(state: ConditionState, criterion_t: float, t_emit: float, out: lis
     _emit(state, Alert(
         bed=state.bed, id=f"{state.bed}/{state.code}/{state.count}", code=state.code,
         kind=state.kind, priority=state.rule.priority, state=AlertState.ACTIVE,
-        onset=state.run_start, end=None, value=state.run_value,
+        onset=state.run_start - state.lookback_s, end=None, value=state.run_value,
         message=state.message, channels=state.channels, delay_s=state.rule.delay_s,
         latching=state.rule.latching, emitted_at=t_emit,
         extra={"criterion_t": criterion_t, "announced_at": t_emit, **state.extra},
@@ -138,7 +143,7 @@ def step_condition(
                 state.run_start = float(t[a])
             split = a
             if state.current is None or state.latched:
-                held = t[a:b] + dt - state.run_start
+                held = t[a:b] + dt - state.run_start + state.lookback_s
                 hit = np.flatnonzero(held >= state.rule.delay_s - 1e-9)
                 if hit.size:
                     split = a + int(hit[0]) + 1

@@ -7,7 +7,10 @@ Asystole is "no beat for >= threshold seconds" on a beat source that stayed usab
 pause (an ECG lead-off is a technical alarm, never an asystole). AF uses the last 64 RR
 intervals of a beat source: irregularity = RMSSD / mean RR (>= 0.1 by default) together with a
 turning-point ratio in the random range (0.54-0.80), which rejects the slow, regular cyclic
-variation of sleep apnea. A heart-rate channel gives no RR intervals, so no AF or asystole.
+variation of sleep apnea. Once the AF alarm is announced it holds with hysteresis (score >= 0.75 x
+threshold, turning-point ratio 0.45-0.85): over 63 differences the ratio of a truly random series
+has a standard deviation of ~0.05 around 2/3, so a fixed 0.54 bound cut one episode into several
+alarms. A heart-rate channel gives no RR intervals, so no AF or asystole.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from engine.types import Alert, BoolArray, FloatArray
 
 RR_WINDOW = 64
 MAX_BEAT_AGE_S = 4.0
+TURNS_ENTER = (0.54, 0.80)  # turning-point ratio range that starts an AF criterion
+TURNS_HOLD = (0.45, 0.85)  # ... and that keeps an announced AF alarm
+HOLD_FRACTION = 0.75  # an announced AF alarm holds while score >= this x threshold
 
 
 @dataclass(slots=True)
@@ -78,9 +84,12 @@ def feed_beats(
         track.usable_since = None
 
 
-def _beat_series(track: BeatTrack, ends: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+def _beat_series(
+    track: BeatTrack, ends: FloatArray, holding: bool = False
+) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Per second ending at ``ends``: (heart rate, seconds since the last beat, AF score); NaN
-    where the source cannot tell."""
+    where the source cannot tell. The score is 0 when the turning-point ratio is outside the
+    random range (the wider hold range while an AF alarm is ``holding``)."""
     n = ends.size
     hr, gap, score = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     if track.usable_since is None:
@@ -103,7 +112,8 @@ def _beat_series(track: BeatTrack, ends: FloatArray) -> tuple[FloatArray, FloatA
         d = np.diff(rr)
         rmssd = np.sqrt(np.mean(d * d)) if d.size else 0.0
         turns = ((d[:-1] * d[1:]) < 0).mean() if d.size > 1 else 0.0
-        irregular = 0.54 <= turns <= 0.80
+        lo, hi = TURNS_HOLD if holding else TURNS_ENTER
+        irregular = lo <= turns <= hi
         s = rmssd / rr.mean() if irregular else 0.0
         score[has & (gap < MAX_BEAT_AGE_S)] = s
     return hr, gap, score
@@ -122,8 +132,9 @@ def step(
     ends = t + 1.0
     hr, gap, score = np.full(t.size, np.nan), np.full(t.size, np.nan), np.full(t.size, np.nan)
     src = np.full(t.size, "", dtype=object)
+    holding = state.af.current is not None and not state.af.latched
     for name, track in state.tracks.items():
-        h, g, s = _beat_series(track, ends)
+        h, g, s = _beat_series(track, ends, holding)
         take = np.isnan(gap) & ~np.isnan(g)
         hr = np.where(take, h, hr)
         gap = np.where(take, g, gap)
@@ -144,7 +155,7 @@ def step(
     a = state.asystole.rule.threshold
     out += step_condition(state.asystole, t, tri(np.nan_to_num(gap) >= a, ~np.isnan(gap)), gap,
                           dt=1.0, t_emit=t_emit)
-    f = state.af.rule.threshold
+    f = state.af.rule.threshold * (HOLD_FRACTION if holding else 1.0)
     out += step_condition(state.af, t, tri(np.nan_to_num(score) >= f, ~np.isnan(score)), score,
                           dt=1.0, t_emit=t_emit)
     return out, hr

@@ -5,7 +5,12 @@ carried across chunks) and its amplitude per second is sqrt(2) x the RMS over th
 ``ENVELOPE_S`` seconds. The pre-event baseline at second t is the 75th percentile of that
 amplitude over ``[t - baseline_s, t)`` (at least half valid). Then (AASM):
 
-- apnea: amplitude <= (1 - 0.9) x baseline held for 10 s: an alarm condition (ACTIVE / ENDED);
+- apnea: amplitude <= (1 - 0.9) x baseline held for 10 s: an alarm condition (ACTIVE / ENDED).
+  An apnea-level amplitude over the trailing ``ENVELOPE_S`` seconds implies that every second of
+  that window was itself at most 2 x 0.1 of baseline (one normal second alone would lift the
+  window to ~0.5), so the apnea's onset is dated to the start of the first such window and the
+  10 s count from there (``lookback_s = ENVELOPE_S - 1``). Without it every apnea was announced
+  ~3 s late and dated ~3-5 s after its true start, and 12-s apneas were missed;
 - hypopnea: amplitude <= (1 - 0.3) x baseline held for 10 s (not an apnea), confirmed when a
   >= 3 % desaturation starts between its onset and ``hypopnea_desat_window_s`` after its end,
   or an arousal is reported in that span (``note_arousal``). It is emitted once confirmed, as an
@@ -54,6 +59,7 @@ def new_state(bed: str, config: AlertConfig, channel: str) -> RespState:
         power=np.full(ENVELOPE_S - 1, np.nan), history=np.full(int(config.baseline_s), np.nan),
         apnea=new_condition(bed, "apnea", config.apnea, channels=ch,
                             escalate_after_s=config.escalate_after_s,
+                            lookback_s=float(ENVELOPE_S - 1),
                             message="apnea: airflow down >= 90 % from baseline"),
         hypopnea=new_condition(bed, "hypopnea", config.hypopnea, channels=ch,
                                message="hypopnea: airflow down >= 30 % with desaturation"),
