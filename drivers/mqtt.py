@@ -440,8 +440,15 @@ def channel_from_table(item: Any, rules: Sequence[Any]) -> ChannelSpec:
 
     if not isinstance(item, dict) or not isinstance(item.get("name"), str):
         raise ValueError(f"an MQTT channel needs a table with name and fs, got {item!r}")
+    from engine.types import MODALITIES
+
     rule = modality_of(item["name"], rules)
     modality = item.get("modality", rule.modality if rule else None)
+    if modality == "none":
+        modality = None
+    if modality is not None and modality not in MODALITIES:
+        raise ValueError(f"channel {item['name']!r}: modality {modality!r} is not one of "
+                         f"{list(MODALITIES)} or 'none'")
     return ChannelSpec(item["name"], float(item["fs"]), modality, str(item.get("unit", "")))
 
 
