@@ -17,9 +17,11 @@ from engine.errors import SleepstreamError
 
 # (group or None, name, module, one-line help). Grouped commands read "sleepstream GROUP NAME".
 COMMANDS: tuple[tuple[str | None, str, str, str], ...] = (
+    (None, "run", "engine.commands.run", "run the engine on live sources with all sinks"),
     (None, "replay", "engine.commands.replay", "replay an EDF/EDF+ recording through the engine"),
     (None, "check-config", "engine.commands.check_config", "validate an engine TOML file"),
     ("bench", "replay", "engine.commands.bench_replay", "replay speed-up and cost per hop"),
+    ("bench", "alerts", "engine.commands.bench_alerts", "alert latency on engine time (p50/p99)"),
     ("evaluate", "alerts", "engine.commands.evaluate_alerts",
      "apnea detection, AHI/ODI and alert latency on scored nights"),
     ("simulate", "synthetic", "simulators.commands.synthetic", "write a synthetic night with truth"),
