@@ -39,17 +39,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 async def _count(drivers: list[Any], warmup: float, seconds: float) -> float:
-    """Samples/s out of ``frames()`` of all drivers over the window after ``warmup``."""
+    """Samples/s out of ``frames()`` of all drivers over a window that opens ``warmup`` seconds
+    after the first frame arrived."""
     counts = [0]
     window = {"on": False}
+    first = asyncio.Event()
 
     async def drain(d: Any) -> None:
         async for item in d.frames():
-            if window["on"] and isinstance(item, Frame):
-                counts[0] += item.data.size
+            if isinstance(item, Frame):
+                first.set()
+                if window["on"]:
+                    counts[0] += item.data.size
 
     async with asyncio.TaskGroup() as tg:
         tasks = [tg.create_task(drain(d)) for d in drivers]
+        async with asyncio.timeout(60):
+            await first.wait()
         await asyncio.sleep(warmup)
         window["on"] = True
         t0 = time.perf_counter()
@@ -154,11 +160,12 @@ async def bench_mqtt(devices: int, port: int, warmup: float, seconds: float) -> 
     try:
         await asyncio.gather(*(asyncio.wait_for(s.connected.wait(), 10) for s in sources))
         proc = mp.get_context("spawn").Process(
-            target=_mqtt_devices, args=(port, site, beds, warmup + seconds + 1.0), daemon=True)
+            target=_mqtt_devices, args=(port, site, beds, warmup + seconds + 30.0), daemon=True)
         proc.start()
-        rate = await _count(sources, warmup + 0.5, seconds)
-        await asyncio.to_thread(proc.join, 30)
+        rate = await _count(sources, warmup, seconds)
     finally:
+        proc.terminate()
+        await asyncio.to_thread(proc.join, 10)
         for s in sources:
             await s.__aexit__(None, None, None)
     return rate
@@ -193,7 +200,7 @@ async def bench_lsl(devices: int, warmup: float, seconds: float) -> float:
     ids = [f"bench-{uuid.uuid4().hex[:8]}" for _ in range(devices)]
     ctx = mp.get_context("spawn")
     ready = ctx.Event()
-    proc = ctx.Process(target=_lsl_devices, args=(ids, warmup + seconds + 2.0, ready),
+    proc = ctx.Process(target=_lsl_devices, args=(ids, warmup + seconds + 30.0, ready),
                        daemon=True)
     proc.start()
     await asyncio.to_thread(ready.wait, 30)
@@ -204,9 +211,10 @@ async def bench_lsl(devices: int, warmup: float, seconds: float) -> float:
     try:
         rate = await _count(sources, warmup, seconds)
     finally:
+        proc.terminate()
+        await asyncio.to_thread(proc.join, 10)
         for s in sources:
             await s.__aexit__(None, None, None)
-        await asyncio.to_thread(proc.join, 30)
     return rate
 
 
