@@ -8,6 +8,10 @@ are dropped and counted, reordering inside a small window is undone. When the br
 source reconnects with capped jittered backoff and keeps every channel's state, so the samples the
 outage swallowed come back as one accounted gap.
 
+Queues: aiomqtt's incoming queue holds at most ``max_queued_messages`` (beyond that aiomqtt
+discards with a warning, and the samples lost come back here as an accounted ``packet_loss`` gap);
+the frames wait in a bounded outbox (``drivers.outbox``: newest frame dropped and counted).
+
 Timestamps: sample ``seq`` of a channel lies at ``base + seq / fs`` on the engine clock, ``base``
 fixed by the device clock (``t0``) and the arrival of the bed's first packet. The device clock is
 watched: a ``t0`` that disagrees with the sample count by more than ``jump_s`` is a clock jump,
@@ -97,6 +101,7 @@ class MqttSource:
         lost_after_s: float = 3.0,
         jump_s: float = 2.0,
         max_frames: int = 1024,
+        max_queued_messages: int = 10_000,
     ) -> None:
         if not channels:
             raise ValueError(f"bed {bed!r}: an MQTT source needs at least one declared channel")
@@ -121,6 +126,7 @@ class MqttSource:
         self._offset: float | None = None  # engine - device clock, fixed at the first packet
         self._broker_down = False
         self._max_frames = max_frames
+        self._max_queued = max_queued_messages
         self._outbox = Outbox(max_frames=max_frames)
         self._stack: contextlib.AsyncExitStack | None = None
         self._logged: dict[tuple[str, str], float] = {}
@@ -163,7 +169,9 @@ class MqttSource:
         ident = f"sleepstream-{self.bed}-{uuid.uuid4().hex[:8]}"
         while True:
             try:
-                async with self.broker.client(identifier=ident) as client:
+                async with self.broker.client(
+                    identifier=ident, max_queued_incoming=self._max_queued
+                ) as client:
                     await client.subscribe(self._prefix + "+", qos=1)
                     self.stats.connects += 1
                     attempt = 0
