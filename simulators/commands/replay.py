@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--channels", nargs="*", default=(), help="labels to send (default all)")
     parser.add_argument("--name", default="sleepstream-replay", help="LSL stream name")
     parser.add_argument("--source-id", help="LSL source_id (default: name plus a random suffix)")
+    parser.add_argument("--wait-for-consumer", type=float, default=0.0, metavar="S",
+                        help="LSL: hold the first packet until an inlet connects (at most S s)")
     parser.add_argument("--host", default="127.0.0.1", help="MQTT broker host")
     parser.add_argument("--port", type=int, default=1883, help="MQTT broker port")
     parser.add_argument("--site", default="default", help="MQTT site segment")
@@ -44,7 +46,7 @@ def main(args: argparse.Namespace) -> int:
         stats = asyncio.run(replay_to_lsl(
             rec, name=args.name, source_id=args.source_id, speed=args.speed,
             packet_s=args.packet_s, faults=faults, labels=args.channels,
-            duration_s=args.seconds))
+            duration_s=args.seconds, wait_for_consumer_s=args.wait_for_consumer))
     else:
         broker = BrokerSettings(host=args.host, port=args.port)
         stats = asyncio.run(replay_to_mqtt(
