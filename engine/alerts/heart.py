@@ -5,7 +5,9 @@ Heart rate per second comes from the best usable source that second: beats detec
 second s is 60 / mean of the last four RR intervals (only while the last beat is < 4 s old).
 Asystole is "no beat for >= threshold seconds" on a beat source that stayed usable the whole
 pause (an ECG lead-off is a technical alarm, never an asystole). AF uses the last 64 RR
-intervals of a beat source: irregularity = RMSSD / mean RR (>= 0.1 by default) together with a
+intervals of a beat source: irregularity = RMSSD / mean RR (>= 0.1 by default; the 3 largest
+successive differences are left out, so one abrupt rate step, e.g. 150 -> 62 bpm, or an isolated
+ectopic beat does not read as irregularity, while AF's differences are all large) together with a
 turning-point ratio in the random range (0.54-0.80), which rejects the slow, regular cyclic
 variation of sleep apnea. Once the AF alarm is announced it holds with hysteresis (score >= 0.75 x
 threshold, turning-point ratio 0.45-0.85): over 63 differences the ratio of a truly random series
@@ -29,6 +31,7 @@ RR_WINDOW = 64
 MAX_BEAT_AGE_S = 4.0
 TURNS_ENTER = (0.54, 0.80)  # turning-point ratio range that starts an AF criterion
 TURNS_HOLD = (0.45, 0.85)  # ... and that keeps an announced AF alarm
+TRIM_DIFFS = 3  # largest successive differences left out of the RMSSD (a rate step, an ectopic)
 HOLD_FRACTION = 0.75  # an announced AF alarm holds while score >= this x threshold
 
 
@@ -110,7 +113,8 @@ def _beat_series(
         hr[fresh] = 60.0 / mean4[fresh]
     if rr.size >= RR_WINDOW // 2:
         d = np.diff(rr)
-        rmssd = np.sqrt(np.mean(d * d)) if d.size else 0.0
+        big = np.sort(np.abs(d))[: max(d.size - TRIM_DIFFS, 1)]  # drop the largest few
+        rmssd = np.sqrt(np.mean(big * big)) if d.size else 0.0
         turns = ((d[:-1] * d[1:]) < 0).mean() if d.size > 1 else 0.0
         lo, hi = TURNS_HOLD if holding else TURNS_ENTER
         irregular = lo <= turns <= hi
