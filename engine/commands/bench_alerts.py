@@ -9,12 +9,13 @@ emission) minus that moment. Two references:
   the whole night in one pass (SpO2 desaturation 3 %/4 %, hypoxemia 90 %/88 %, apnea): what the
   streaming path adds (hop boundaries, chunking, buffering);
 - ``truth`` (synthetic nights only): from the generator's exact annotations: an apnea's criterion
-  is met the rule delay after the generator's airflow (its ramped event level) is 90 % down; a desaturation's when the generator's SpO2 fall
-  (linear from the annotated onset to the annotated depth over the duration less 12 s of recovery)
-  has reached 3 %, + the rule delay. This adds what the detector needs to see the event (the
-  airflow envelope, the SpO2 baseline estimate), so it can also be negative (a baseline estimate
-  above the generator's pre-event level sees the 3 % earlier); an announcement is matched to the
-  nearest criterion from ``EARLY_S`` before to ``MATCH_S`` after it.
+  is met the rule delay after the generator's airflow (its ramped event level) is 90 % down; a
+  desaturation's when the generator's SpO2 fall (linear from the annotated onset to the annotated
+  depth over the duration less 12 s of recovery) has reached 3 %, + the rule delay. This adds
+  what the detector needs to see the event (the airflow envelope, the SpO2 baseline estimate), so
+  it can also be negative (a baseline estimate above the generator's pre-event level sees the 3 %
+  earlier); an announcement is matched to the nearest criterion from ``EARLY_S`` before to
+  ``MATCH_S`` after it.
 
 Synthetic nights come from ``simulators.synthetic`` (written as EDF+ and read back); real nights
 from ``--data`` (SpO2 nights of a folder such as oximetry-hugcdn).
