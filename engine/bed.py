@@ -32,6 +32,18 @@ from engine.types import (
 
 log = logging.getLogger(__name__)
 
+# Technical alarms raised by sources: losing a whole stream leaves the bed unmonitored (high);
+# one-off notices (a clock jump, duplicates) are low.
+SOURCE_PRIORITY: dict[str, Priority] = {
+    "stream_lost": Priority.HIGH,
+    "broker_lost": Priority.HIGH,
+    "packet_loss": Priority.MEDIUM,
+    "sensor_off": Priority.MEDIUM,
+    "clock_jump": Priority.LOW,
+    "duplicate_packets": Priority.LOW,
+    "reordered_packets": Priority.LOW,
+}
+
 
 @dataclass(slots=True)
 class ChannelCounters:
@@ -134,11 +146,12 @@ class BedState:
     def source_event(self, ev: SourceEvent) -> list[Event]:
         """A condition of the source itself (stream lost, clock jump) as a technical alarm."""
         key = (ev.code, ev.channels)
+        priority = SOURCE_PRIORITY.get(ev.code, Priority.MEDIUM)
         if ev.active and key not in self.source_alarms:
             self.alarm_count += 1
             alert = Alert(
                 bed=self.bed, id=f"{self.bed}/{ev.code}/{self.alarm_count}", code=ev.code,
-                kind=AlertKind.TECHNICAL, priority=Priority.MEDIUM, state=AlertState.ACTIVE,
+                kind=AlertKind.TECHNICAL, priority=priority, state=AlertState.ACTIVE,
                 onset=ev.t, end=None, value=None, message=ev.message, channels=ev.channels,
                 emitted_at=ev.t,
             )

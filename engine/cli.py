@@ -21,18 +21,17 @@ COMMANDS: tuple[tuple[str | None, str, str, str], ...] = (
     (None, "replay", "engine.commands.replay", "replay an EDF/EDF+ recording through the engine"),
     (None, "check-config", "engine.commands.check_config", "validate an engine TOML file"),
     ("bench", "replay", "engine.commands.bench_replay", "replay speed-up and cost per hop"),
-    ("bench", "alerts", "engine.commands.bench_alerts", "alert latency on engine time (p50/p99)"),
     ("evaluate", "alerts", "engine.commands.evaluate_alerts",
      "apnea detection, AHI/ODI and alert latency on scored nights"),
-    ("simulate", "synthetic", "simulators.commands.synthetic", "write a synthetic night with truth"),
+    ("simulate", "synthetic", "simulators.commands.synthetic", "a synthetic night with truth"),
     ("simulate", "replay", "simulators.commands.replay", "a recorded night as a live device"),
     ("simulate", "wearable", "simulators.commands.wearable", "SpO2 + HR + accelerometer over MQTT"),
     ("bench", "io", "engine.commands.bench_io", "live driver ingest rates vs a no-op baseline"),
     ("train", "tokenizer", "models.commands.train_tokenizer", "RVQ tokenizer per modality"),
-    ("train", "pretrain", "models.commands.train_pretrain", "RQ-Transformer by next-token prediction"),
+    ("train", "pretrain", "models.commands.train_pretrain", "next-token pretraining"),
     ("train", "stage", "models.commands.train_stage", "stage head; writes model and ONNX runtime"),
-    ("evaluate", "staging", "models.commands.evaluate_staging", "causal staging over modality subsets"),
-    ("evaluate", "tokenizer", "models.commands.evaluate_tokenizer", "tokenizer reconstruction, usage"),
+    ("evaluate", "staging", "models.commands.evaluate_staging", "causal staging, modality subsets"),
+    ("evaluate", "tokenizer", "models.commands.evaluate_tokenizer", "tokenizer quality, usage"),
 )
 
 GROUP_HELP = {

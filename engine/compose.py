@@ -53,7 +53,9 @@ def make_processors(
     return processors
 
 
-def make_driver(source: SourceConfig, bed: BedConfig, config: Config, *, live: bool) -> Driver:
+def make_driver(
+    source: SourceConfig, bed: BedConfig, config: Config, *, live: bool, clock: EngineClock
+) -> Driver:
     opts = dict(source.options)
     if source.kind == "edf":
         from drivers.edf import EdfSource
@@ -66,10 +68,10 @@ def make_driver(source: SourceConfig, bed: BedConfig, config: Config, *, live: b
                          chunk_s=chunk_s, rules=bed.channel_rules)
     if source.kind == "lsl":
         lsl = importlib.import_module("drivers.lsl")
-        return lsl.source_from_config(opts, bed=bed, config=config)
+        return lsl.source_from_config(opts, bed=bed, config=config, clock=clock)
     if source.kind == "mqtt":
         mqtt = importlib.import_module("drivers.mqtt")
-        return mqtt.source_from_config(opts, bed=bed, config=config)
+        return mqtt.source_from_config(opts, bed=bed, config=config, clock=clock)
     raise ConfigError([(f"beds.{bed.id}.sources", f"unknown source kind {source.kind!r}")])
 
 
@@ -103,7 +105,7 @@ def build_engine(
     beds = []
     for bed_cfg in config.beds:
         bed_drivers = (drivers or {}).get(bed_cfg.id) or [
-            make_driver(s, bed_cfg, config, live=live) for s in bed_cfg.sources
+            make_driver(s, bed_cfg, config, live=live, clock=clock) for s in bed_cfg.sources
         ]
         state = BedState(
             bed=bed_cfg.id,

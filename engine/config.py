@@ -96,15 +96,21 @@ SOURCE_KEYS: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
     "lsl": {
         "name": (str, False), "type": (str, False), "source_id": (str, False),
         "timeout_s": ((int, float), False), "lost_after_s": ((int, float), False),
+        "clocksync": (bool, False), "dejitter": (str, False),
     },
-    "mqtt": {"channels": (list, False), "timeout_s": ((int, float), False)},
+    "mqtt": {
+        "channels": (list, False), "timeout_s": ((int, float), False),
+        "lost_after_s": ((int, float), False), "reorder_packets": (int, False),
+        "reorder_wait_s": ((int, float), False),
+    },
 }
 SINK_KEYS: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
     "jsonl": {"path": (str, True)},
     "console": {"alerts_only": (bool, False)},
-    "mqtt": {"site": (str, False)},
+    "mqtt": {"site": (str, False), "engine_id": (str, False)},
     "lsl": {"name": (str, False)},
 }
+DEJITTER_MODES = ("engine", "liblsl", "none")
 
 
 def load_config(path: str | Path) -> Config:
@@ -237,6 +243,8 @@ def _source(table: Any, where: str, problems: Problems) -> SourceConfig | None:
     opts = _options(table, SOURCE_KEYS[kind], where, problems)
     if kind == "lsl" and not {"name", "type", "source_id"} & set(opts):
         problems.append((where, "an lsl source needs at least one of name, type, source_id"))
+    if kind == "lsl" and opts.get("dejitter", "engine") not in DEJITTER_MODES:
+        problems.append((f"{where}.dejitter", f"must be one of {list(DEJITTER_MODES)}"))
     speed = opts.get("speed")
     if speed is not None and not speed > 0:
         problems.append((f"{where}.speed", "must be > 0"))

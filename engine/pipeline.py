@@ -60,21 +60,32 @@ class EventBus:
             ch.queue.put_nowait(event)
 
     async def drain(self, ch: SinkChannel) -> None:
-        while True:
-            event = await ch.queue.get()
-            if event is _END:
-                break
-            try:
-                await ch.sink.emit(event)
-            except Exception:
-                ch.failed += 1
-                if ch.failed in (1, 10, 100, 1000):
-                    log.exception("sink %s failed (%d failures)", type(ch.sink).__name__, ch.failed)
-        await ch.sink.aclose()
+        """Feed one sink until the bus closes; the sink is closed however the task ends."""
+        try:
+            while True:
+                event = await ch.queue.get()
+                if event is _END:
+                    break
+                try:
+                    await ch.sink.emit(event)
+                except Exception:
+                    ch.failed += 1
+                    if ch.failed in (1, 10, 100, 1000):
+                        log.exception("sink %s failed (%d failures)", type(ch.sink).__name__,
+                                      ch.failed)
+        finally:
+            await _close(ch.sink)
 
     async def close(self) -> None:
         for ch in self.channels:
             await ch.queue.put(_END)
+
+
+async def _close(sink: Sink) -> None:
+    try:
+        await sink.aclose()
+    except Exception:
+        log.exception("closing sink %s failed", type(sink).__name__)
 
 
 @dataclass(slots=True)

@@ -59,10 +59,6 @@ async def run(config_path: Path, seconds: float | None) -> list[BedRuntime]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    finally:
-        for ch in engine.bus.channels:  # a cancelled engine leaves closing the sinks to us
-            with contextlib.suppress(Exception):
-                await ch.sink.aclose()
     print_summary(beds, tally, sys.stdout)
     return beds
 
