@@ -16,6 +16,11 @@ amplitude over ``[t - baseline_s, t)`` (at least half valid). Then (AASM):
   or an arousal is reported in that span (``note_arousal``). It is emitted once confirmed, as an
   ENDED event with its onset and end;
 - AHI: (apneas + confirmed hypopneas) per hour of valid airflow.
+
+A second in which the airflow trace does not change at all (every sample identical) is unknown,
+not zero flow: a disconnected cannula or a frozen stream gives such a trace and the quality stage
+only calls it a flatline after 30 s, while real breathing-free airflow still carries sensor noise.
+Without this a frozen trace was announced as an apnea ~20 s before its technical alarm.
 """
 
 from __future__ import annotations
@@ -80,6 +85,8 @@ def amplitude(
     per = round(fs)
     y = np.asarray(y)[: n * per].reshape(n, per)  # (n, samples per second)
     ok = np.asarray(valid)[: n * per].reshape(n, per).all(axis=1)
+    raw = np.asarray(data, dtype=np.float64)[: n * per].reshape(n, per)  # (n, samples per s)
+    ok &= raw.max(axis=1) > raw.min(axis=1)  # a frozen trace is a sensor fault, not an apnea
     ms = np.where(ok, (y * y).mean(axis=1), np.nan)
     both = np.concatenate([state.power, ms])
     view = np.lib.stride_tricks.sliding_window_view(both, ENVELOPE_S)  # (n, ENVELOPE_S)
