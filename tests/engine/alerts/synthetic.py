@@ -18,7 +18,7 @@ from engine.commands.bench_alerts import ALERT_LABELS, replay, synthetic_night
 class SyntheticRun:
     night: Any  # simulators.synthetic.night.Night
     rec: Recording  # the channels the alert engine uses, as read back from the EDF+ file
-    events: list[dict[str, Any]]  # every event of a clean replay
+    events: list[dict[str, Any]]  # every event of a clean replay (5-s frames)
 
 
 def make_run(profile: str, hours: float, seed: int, folder: Path) -> SyntheticRun:
