@@ -20,7 +20,7 @@ from engine.commands import bench_alerts as ba
 
 def test_latency_synthetic_night(synthetic):
     r = synthetic("osa-severe", 1.5, 1)
-    events = ba.replay(r.rec, chunk_s=1.0)
+    events = ba.replay(r.rec, chunk_s=1.0)  # 1-s frames, as a live device sends them
     pipe = ba.summary(ba.latencies(events, ba.pipeline_reference(r.rec), r.rec.duration))
     truth = ba.summary(ba.latencies(events, ba.truth_reference(r.night), r.rec.duration))
     print("pipeline", {k: v for k, v in pipe.items() if k != "by_code"})
