@@ -54,7 +54,12 @@ def make_processors(
 
 
 def make_driver(
-    source: SourceConfig, bed: BedConfig, config: Config, *, live: bool, clock: EngineClock
+    source: SourceConfig,
+    bed: BedConfig,
+    config: Config,
+    *,
+    live: bool,
+    clock: EngineClock | None = None,
 ) -> Driver:
     opts = dict(source.options)
     if source.kind == "edf":

@@ -54,10 +54,10 @@ class Tally:
 class Progress:
     """A progress bar on stderr (a line every 10 % when stderr is not a terminal)."""
 
-    def __init__(self, total_s: float, stream: TextIO = sys.stderr) -> None:
+    def __init__(self, total_s: float, stream: TextIO | None = None) -> None:
         self.total = max(total_s, 1e-9)
-        self.stream = stream
-        self.tty = stream.isatty()
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
         self.last = -1
 
     def __call__(self, bed: BedRuntime, t: float) -> None:

@@ -50,7 +50,7 @@ def _write_edf(path, *, seconds=20, discontinuous_after=None, gap_s=0):
 
 def test_signals_keep_their_own_rates_units_and_modalities(tmp_path):
     path = tmp_path / "night.edf"
-    eeg, spo2 = _write_edf(path)
+    eeg, _ = _write_edf(path)
     rec = read_recording(path)
     by_label = {s.label: s for s in rec.signals}
     assert by_label["EEG Fpz-Cz"].spec.fs == 100.0 and by_label["SpO2"].spec.fs == 1.0
@@ -122,7 +122,7 @@ def test_source_yields_every_sample_once_in_time_order(tmp_path):
         async with EdfSource(path, speed=None, chunk_s=3.0) as src:
             async for frame in src.frames():
                 assert isinstance(frame, Frame)
-                for c, name in enumerate(frame.channels):
+                for name in frame.channels:
                     counts[name] = counts.get(name, 0) + len(frame)
                     assert frame.timestamps[0] > last.get(name, -1.0)
                     last[name] = float(frame.timestamps[-1])
