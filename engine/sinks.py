@@ -39,7 +39,27 @@ def format_event(event: Event) -> str:
                 f"{event['state'].upper():<8} {event['code']}: {event['message']}")
     if kind == "status":
         return f"[{_clock(event.get('t'))}] {bed} status: {event.get('message', event)}"
+    if kind == "apnea_minute":
+        return (f"[{_clock(event.get('t'))}] {bed} apnea minute {event.get('minute')} "
+                f"p={event.get('prob') or 0:.2f} ({event.get('model')})")
+    if kind == "index":
+        parts = [f"{k.upper()} {v:.1f}/h" for k, v in event.items()
+                 if k in ("odi3", "odi4", "ahi") and v is not None]
+        per_hour = event.get("apnea_minutes_per_hour")
+        if per_hour is not None:
+            parts.append(f"apnea minutes {per_hour:.1f}/h")
+        return f"[{_clock(event.get('t'))}] {bed} running indices: {', '.join(parts) or 'n/a'}"
     return json.dumps(event)
+
+
+def worth_showing(event: Event) -> bool:
+    """The console shows apnea minutes only when positive, and running indices every 10 min."""
+    kind = event.get("type")
+    if kind == "apnea_minute":
+        return bool(event.get("apnea"))
+    if kind == "index":
+        return float(event.get("t") or 0.0) % 600.0 < 1e-6
+    return True
 
 
 class JsonlSink:
@@ -77,7 +97,7 @@ class ConsoleSink:
         self.written = 0
 
     async def emit(self, event: Event) -> None:
-        if self.alerts_only and event.get("type") != "alert":
+        if (self.alerts_only and event.get("type") != "alert") or not worth_showing(event):
             return
         print(format_event(event), file=self.stream, flush=False)
         self.written += 1
