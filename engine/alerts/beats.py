@@ -117,11 +117,14 @@ def step(state: PeakState, data: F32Array, valid: BoolArray) -> FloatArray:
         _relearn(state)
         state.tail = state.band_tail = None
         return np.zeros(0)
+    skip = 0  # samples of this chunk spent learning (no beats are reported there)
     if state.spk is None:
-        state.learn_max = max(state.learn_max, float(f.max()))
-        state.learn_sum += float(f.sum())
-        state.learn_n += n
-        if state.learn_n < state.params.learn_s * state.fs:
+        part = f[: max(int(np.ceil(state.params.learn_s * state.fs)) - state.learn_n, 0)]
+        state.learn_max = max(state.learn_max, float(part.max(initial=0.0)))
+        state.learn_sum += float(part.sum())
+        state.learn_n += part.size
+        skip = part.size
+        if skip == n and state.learn_n < state.params.learn_s * state.fs:
             state.tail = f[-2:]
             _beat_times(state, y, first, [])
             return np.zeros(0)
@@ -132,6 +135,7 @@ def step(state: PeakState, data: F32Array, valid: BoolArray) -> FloatArray:
     state.tail = f[-2:] if f.size >= 2 else ext[-2:]
     core = ext[1:-1]
     peaks = np.flatnonzero((core > ext[:-2]) & (core >= ext[2:])) + 1
+    peaks = peaks[offset + peaks >= first + skip]  # levels are learnt on exactly learn_s
     accepted: list[int] = []
     lag = state.params.mwi_s / 2.0
     for i in peaks.tolist():
