@@ -167,26 +167,26 @@ Latencies = dict[str, tuple[list[float], int]]  # per code: (signed latencies, m
 def latencies(
     events: Sequence[dict[str, Any]], ref: dict[str, list[float]], t_stop: float
 ) -> Latencies:
-    """For each criterion time, the announcement of that code nearest to it within
-    ``[-EARLY_S, MATCH_S]`` (each announcement used once); signed latencies and the misses."""
+    """Criterion times and announcements of each code paired closest first (each used once,
+    within ``[-EARLY_S, MATCH_S]``); signed latencies and the criteria left unpaired."""
     out: Latencies = {}
     for code, times in ref.items():
         emitted = np.sort([float(e["t"]) for e in announcements(events, code)])
-        used = np.zeros(emitted.size, dtype=bool)
         ongoing = _ongoing(events, code)
+        crit = np.asarray([c for c in sorted(times) if c <= t_stop - MATCH_S and not any(
+            a < c - EARLY_S and c < b for a, b in ongoing)])
+        lo = np.searchsorted(emitted, crit - EARLY_S - 1e-9)
+        hi = np.searchsorted(emitted, crit + MATCH_S + 1e-9)
+        pairs = sorted((abs(emitted[j] - c), i, j) for i, c in enumerate(crit.tolist())
+                       for j in range(int(lo[i]), int(hi[i])))
+        taken_c = np.zeros(crit.size, dtype=bool)
+        taken_e = np.zeros(emitted.size, dtype=bool)
         lat: list[float] = []
-        missed = 0
-        for c in sorted(times):
-            if c > t_stop - MATCH_S or any(a < c - EARLY_S and c < b for a, b in ongoing):
-                continue
-            d = emitted - c
-            ok = ~used & (d >= -EARLY_S) & (d <= MATCH_S)
-            if ok.any():
-                k = int(np.flatnonzero(ok)[np.argmin(np.abs(d[ok]))])
-                used[k] = True
-                lat.append(float(d[k]))
-            else:
-                missed += 1
+        for _, i, j in pairs:  # closest pairs first, each side used once
+            if not taken_c[i] and not taken_e[j]:
+                taken_c[i] = taken_e[j] = True
+                lat.append(float(emitted[j] - crit[i]))
+        missed = int((~taken_c).sum())
         out[code] = lat, missed
     return out
 
