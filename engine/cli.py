@@ -21,6 +21,7 @@ COMMANDS: tuple[tuple[str | None, str, str, str], ...] = (
     (None, "replay", "engine.commands.replay", "replay an EDF/EDF+ recording through the engine"),
     (None, "check-config", "engine.commands.check_config", "validate an engine TOML file"),
     ("bench", "replay", "engine.commands.bench_replay", "replay speed-up and cost per hop"),
+    ("bench", "alerts", "engine.commands.bench_alerts", "alert latency on engine time (p50/p99)"),
     ("evaluate", "alerts", "engine.commands.evaluate_alerts",
      "apnea detection, AHI/ODI and alert latency on scored nights"),
     ("simulate", "synthetic", "simulators.commands.synthetic", "a synthetic night with truth"),

@@ -42,6 +42,7 @@ class ConditionSpec:
     delay_s: float
     hold_s: float
     message: str
+    lookback_s: float = 0.0  # the condition is seen this long after it began (dates the onset)
 
 
 # Technical alarm conditions, in the order used to name the reason a sample is invalid.
@@ -150,8 +151,10 @@ def _clipping(state: ChannelQualityState, x: F32Array, ok: BoolArray) -> BoolArr
 def _flatline(
     state: ChannelQualityState, x: F32Array, ok: BoolArray
 ) -> tuple[BoolArray, BoolArray]:
-    """(repeated-value samples, samples of runs longer than the window): the first drives the
-    alarm condition (its delay is the window), the second the valid mask."""
+    """(samples in runs of at least ``_flat_min(fs)`` repeats, samples of runs longer than the
+    window): the first drives the alarm condition (its delay is the window, its onset dated back
+    to the run's start), the second the valid mask. Isolated repeats of a quantised signal do not
+    count, so the alarm ends promptly when the signal moves again."""
     spec = state.spec
     window_s = FLATLINE_S.get(spec.modality or "", 0.0)
     if window_s <= 0 or x.shape[0] == 0:
@@ -162,14 +165,31 @@ def _flatline(
     state.flat_run = int(runs[-1])
     good = np.flatnonzero(ok)
     state.last_value = float(x[good[-1]]) if good.size else float("nan")
-    return same, same & (runs >= round(window_s * spec.fs))
+    return same & (runs >= _flat_min(spec.fs)), same & (runs >= round(window_s * spec.fs))
+
+
+def _flat_min(fs: float) -> int:
+    """Repeats that make a run count towards flatline: 0.1 s of samples, at least 2."""
+    return max(2, round(0.1 * fs))
+
+
+_EPS = 1e-7  # seconds: times are sums of t0 + i / fs, so compare durations with a tolerance
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    state: AlertState
+    onset: float
+    t_event: float  # the onset, or the end for ENDED
+    t_announce: float
+    number: int  # which occurrence of the condition on this channel
 
 
 def _transitions(
     cond: ConditionState, spec: ConditionSpec, bad: BoolArray, t0: float, fs: float
-) -> list[tuple[AlertState, float, float]]:
-    """(state, onset or end time, announce time) transitions of one condition over a block."""
-    out: list[tuple[AlertState, float, float]] = []
+) -> list[Transition]:
+    """The transitions of one condition over a block, in time order."""
+    out: list[Transition] = []
     n = bad.shape[0]
     if n == 0:
         return out
@@ -179,15 +199,18 @@ def _transitions(
     for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
         value = bool(bad[a])
         if value != cond.run_value:
-            cond.run_value, cond.run_start = value, t0 + a / fs
+            cond.run_value = value
+            cond.run_start = t0 + a / fs - (spec.lookback_s if value else 0.0)
         t_end = t0 + b / fs
-        if value and not cond.active and t_end - cond.run_start >= spec.delay_s:
+        if value and not cond.active and t_end - cond.run_start >= spec.delay_s - _EPS:
             cond.active, cond.onset = True, cond.run_start
             cond.count += 1
-            out.append((AlertState.ACTIVE, cond.run_start, cond.run_start + spec.delay_s))
-        elif not value and cond.active and t_end - cond.run_start >= spec.hold_s:
+            out.append(Transition(AlertState.ACTIVE, cond.onset, cond.onset,
+                                  cond.onset + spec.delay_s, cond.count))
+        elif not value and cond.active and t_end - cond.run_start >= spec.hold_s - _EPS:
             cond.active = False
-            out.append((AlertState.ENDED, cond.run_start, cond.run_start + spec.hold_s))
+            out.append(Transition(AlertState.ENDED, cond.onset, cond.run_start,
+                                  cond.run_start + spec.hold_s, cond.count))
     return out
 
 
@@ -218,38 +241,31 @@ def step(
             continue
         cspec = CONDITIONS[code]
         if code == "flatline":
-            cspec = replace(cspec, delay_s=FLATLINE_S.get(spec.modality or "", 0.0))
-        for alarm_state, t_event, t_announce in _transitions(cond, cspec, condition, t0, spec.fs):
-            alerts.append(_alert(state, bed, code, cond, alarm_state, t_event, t_announce))
+            cspec = replace(cspec, delay_s=FLATLINE_S.get(spec.modality or "", 0.0),
+                            lookback_s=_flat_min(spec.fs) / spec.fs)
+        for tr in _transitions(cond, cspec, condition, t0, spec.fs):
+            alerts.append(_alert(state, bed, code, tr))
     return QualityResult(ok, tuple(alerts), counts)
 
 
-def _alert(
-    state: ChannelQualityState,
-    bed: str,
-    code: str,
-    cond: ConditionState,
-    alarm_state: AlertState,
-    t_event: float,
-    t_announce: float,
-) -> Alert:
+def _alert(state: ChannelQualityState, bed: str, code: str, tr: Transition) -> Alert:
     spec = CONDITIONS[code]
     ch = state.spec.name
     flat_s = FLATLINE_S.get(state.spec.modality or "", 0.0)
     return Alert(
         bed=bed,
-        id=f"{bed}/{ch}/{code}/{cond.count}",
+        id=f"{bed}/{ch}/{code}/{tr.number}",
         code=code,
         kind=AlertKind.TECHNICAL,
         priority=spec.priority,
-        state=alarm_state,
-        onset=cond.onset,
-        end=t_event if alarm_state is AlertState.ENDED else None,
+        state=tr.state,
+        onset=tr.onset,
+        end=tr.t_event if tr.state is AlertState.ENDED else None,
         value=None,
         message=spec.message.format(ch=ch),
         channels=(ch,),
         delay_s=flat_s if code == "flatline" else spec.delay_s,
-        emitted_at=t_announce,
+        emitted_at=tr.t_announce,
     )
 
 
@@ -259,5 +275,6 @@ def finish(state: ChannelQualityState, bed: str, t_end: float) -> tuple[Alert, .
     for code, cond in state.conditions.items():
         if cond.active:
             cond.active = False
-            out.append(_alert(state, bed, code, cond, AlertState.ENDED, t_end, t_end))
+            tr = Transition(AlertState.ENDED, cond.onset, t_end, t_end, cond.count)
+            out.append(_alert(state, bed, code, tr))
     return tuple(out)
