@@ -25,6 +25,7 @@ from engine.types import (
     AlertKind,
     AlertState,
     ChannelSpec,
+    Command,
     Frame,
     Priority,
     StageEstimate,
@@ -166,6 +167,24 @@ class BedState:
             )
             return [ended.to_event()]
         return []
+
+    def command(self, cmd: Command) -> list[Event]:
+        """An operator command: "ack" goes to every processor that can acknowledge alarms."""
+        events: list[Event] = []
+        if cmd.kind == "ack":
+            for p in self.processors:
+                acknowledge = getattr(p, "acknowledge", None)
+                if acknowledge is not None:
+                    events.extend(_as_event(a) for a in acknowledge(cmd.alert_id, cmd.t))
+        matched = bool(events)
+        events.append({
+            "type": "status", "bed": self.bed, "t": cmd.t, "command": cmd.kind,
+            "alert_id": cmd.alert_id, "by": cmd.by, "matched": matched,
+            "message": f"{cmd.kind} {cmd.alert_id or 'all'} by {cmd.by or 'unknown'}: "
+                       + ("done" if matched else "no announced alarm matched"),
+        })
+        self.events_out += len(events)
+        return events
 
     def advance(self, t_now: float, grace_s: float) -> list[Event]:
         """Live: close hops up to ``t_now - grace_s``; channels without data there get gaps."""

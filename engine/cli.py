@@ -19,6 +19,7 @@ from engine.errors import SleepstreamError
 COMMANDS: tuple[tuple[str | None, str, str, str], ...] = (
     (None, "run", "engine.commands.run", "run the engine on live sources with all sinks"),
     (None, "replay", "engine.commands.replay", "replay an EDF/EDF+ recording through the engine"),
+    (None, "ack", "engine.commands.ack", "acknowledge an alarm on a running engine (MQTT)"),
     (None, "check-config", "engine.commands.check_config", "validate an engine TOML file"),
     ("bench", "replay", "engine.commands.bench_replay", "replay speed-up and cost per hop"),
     ("bench", "alerts", "engine.commands.bench_alerts", "alert latency on engine time (p50/p99)"),

@@ -128,10 +128,23 @@ def build_engine(
         hop_s=config.engine.hop_s,
     )
     start = [_status_start(b.state.bed, model, clock) for b in beds]
-    engine = Engine(beds, sinks, clock=clock, settings=settings, start_events=start)
+    engine = Engine(beds, sinks, clock=clock, settings=settings, start_events=start,
+                    commands=_command_sources(config, clock) if live else ())
     if isinstance(clock, ReplayClockState):
         engine.on_progress = lambda bed, t: clock.advance(t)
     return engine, beds, model
+
+
+def _command_sources(config: Config, clock: EngineClock) -> list[Any]:
+    """Live engines with an MQTT sink also take acknowledgements over MQTT, per site."""
+    if not any(s.kind == "mqtt" for s in config.sinks):
+        return []
+    from drivers.mqtt import broker_from_config
+    from drivers.mqtt_commands import MqttCommandSource
+
+    broker = broker_from_config(config)
+    sites = sorted({b.site for b in config.beds})
+    return [MqttCommandSource(broker=broker, site=s, clock=clock).commands() for s in sites]
 
 
 def _status_start(bed: str, model: ModelChoice, clock: EngineClock) -> Event:

@@ -18,14 +18,14 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.bed import BedState
 from engine.clock import EngineClock
 from engine.protocols import Driver, Event, Sink, SourceEvent
-from engine.types import Frame
+from engine.types import Command, Frame
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,7 @@ class BedRuntime:
     frames_dropped: int = 0
     failed: str | None = None
     extra_status: dict[str, Any] = field(default_factory=dict)
+    queue: asyncio.Queue[Any] | None = None  # frames, source events and commands, in order
 
 
 @dataclass(slots=True)
@@ -122,6 +123,7 @@ class Engine:
         settings: EngineSettings,
         on_progress: Callable[[BedRuntime, float], None] | None = None,
         start_events: Sequence[Event] = (),
+        commands: Sequence[AsyncIterator[Command]] = (),
     ) -> None:
         self.beds = list(beds)
         self.clock = clock
@@ -129,6 +131,8 @@ class Engine:
         self.bus = EventBus(sinks, size=settings.event_queue, lossless=not settings.live)
         self.on_progress = on_progress
         self.start_events = list(start_events)
+        self.commands = list(commands)
+        self.commands_unroutable = 0
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
@@ -136,12 +140,27 @@ class Engine:
                 tg.create_task(self.bus.drain(ch), name=f"sink-{i}-{type(ch.sink).__name__}")
             for event in self.start_events:
                 await self.bus.publish(event)
+            routers = [tg.create_task(self._route(c), name=f"commands-{i}")
+                       for i, c in enumerate(self.commands)]
             try:
                 async with asyncio.TaskGroup() as beds:
                     for bed in self.beds:
                         beds.create_task(self._run_bed(bed), name=f"bed-{bed.state.bed}")
             finally:
+                for task in routers:
+                    task.cancel()
                 await self.bus.close()
+
+    async def _route(self, commands: AsyncIterator[Command]) -> None:
+        """Deliver operator commands to their bed, in order with its frames."""
+        by_id = {b.state.bed: b for b in self.beds}
+        async for cmd in commands:
+            bed = by_id.get(cmd.bed)
+            if bed is None or bed.queue is None:
+                self.commands_unroutable += 1
+                log.warning("command %s for unknown or stopped bed %r dropped", cmd.kind, cmd.bed)
+                continue
+            await bed.queue.put(cmd)
 
     async def _run_bed(self, bed: BedRuntime) -> None:
         try:
@@ -161,6 +180,7 @@ class Engine:
 
     async def _bed_tasks(self, bed: BedRuntime) -> None:
         queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.settings.frame_queue)
+        bed.queue = queue
         async with asyncio.TaskGroup() as tg:
             remaining = len(bed.drivers)
 
@@ -182,8 +202,11 @@ class Engine:
             await queue.put(("channels", driver.channels))
             async for item in driver.frames():
                 if self.settings.live and queue.full():
-                    queue.get_nowait()
-                    bed.frames_dropped += 1
+                    dropped = queue.get_nowait()
+                    if isinstance(dropped, Command):  # commands are never the ones dropped
+                        queue.put_nowait(dropped)
+                    else:
+                        bed.frames_dropped += 1
                 await queue.put(item)
 
     async def _process(self, bed: BedRuntime, queue: asyncio.Queue[Any]) -> None:
@@ -203,6 +226,8 @@ class Engine:
                 events = state.push(item)
             elif isinstance(item, SourceEvent):
                 events = state.source_event(item)
+            elif isinstance(item, Command):
+                events = state.command(item)
             elif isinstance(item, tuple) and item[0] == "channels":
                 state.add_channels(item[1])
             if self.settings.live:

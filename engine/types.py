@@ -180,3 +180,15 @@ class Alert:
         }
         event.update(self.extra)
         return event
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """An operator action addressed to one bed. ``kind`` "ack" acknowledges the alarm
+    ``alert_id`` (every announced alarm of the bed when None). ``t`` is engine time of receipt."""
+
+    bed: str
+    kind: str
+    t: float
+    alert_id: str | None = None
+    by: str = ""
