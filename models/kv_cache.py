@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from models.config import ModelConfig
 
@@ -51,8 +50,8 @@ def reset(state: KVCacheState, mask: torch.Tensor) -> KVCacheState:
 def ring_write(cache: torch.Tensor, new: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     """Write ``new`` (B, H, Dh) into ``cache`` (B, H, W, Dh) at slot ``pos % W`` (static shapes)."""
     w = cache.shape[2]
-    onehot = F.one_hot(pos % w, w).to(cache.dtype)[:, None, :, None]  # (B, 1, W, 1)
-    return cache * (1 - onehot) + new[:, :, None, :] * onehot
+    hit = (torch.arange(w, device=pos.device)[None, :] == (pos % w)[:, None])  # (B, W)
+    return torch.where(hit[:, None, :, None], new[:, :, None, :], cache)  # (B, H, W, Dh)
 
 
 def filled_slots(pos: torch.Tensor, window: int) -> torch.Tensor:

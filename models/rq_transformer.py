@@ -84,10 +84,10 @@ class Attention(nn.Module):
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         k_cache = ring_write(k_cache, k, pos)  # (B, H, W, Dh)
         v_cache = ring_write(v_cache, v, pos)
-        att = torch.einsum("bhd,bhwd->bhw", q, k_cache) / math.sqrt(self.hd)  # (B, H, W)
-        valid = filled_slots(pos, k_cache.shape[2])[:, None, :]  # (B, 1, W)
+        att = (q[:, :, None, :] @ k_cache.transpose(2, 3)) / math.sqrt(self.hd)  # (B, H, 1, W)
+        valid = filled_slots(pos, k_cache.shape[2])[:, None, None, :]  # (B, 1, 1, W)
         att = att.masked_fill(~valid, float("-inf")).softmax(-1)
-        y = torch.einsum("bhw,bhwd->bhd", att, v_cache).reshape(b, d)
+        y = (att @ v_cache).reshape(b, d)  # (B, H, 1, Dh) -> (B, D)
         return self.proj(y), k_cache, v_cache
 
 

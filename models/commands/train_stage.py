@@ -20,6 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="store weights as float16 (the shipped model: halves the file)",
     )
+    p.add_argument("--export-only", action="store_true",
+                   help="only rewrite the ONNX runtime files from an existing model.npz")
     p.add_argument("--no-export", action="store_true", help="skip writing the ONNX runtime files")
 
 
@@ -32,6 +34,9 @@ def main(args: argparse.Namespace) -> int:
     from models.train import tokenize, train_stage
 
     torch.set_num_threads(args.threads)
+    if args.export_only:
+        print(f"wrote {export_runtime(bundle.load(args.out / 'model.npz'), args.out)}")
+        return 0
     tr = bundle.load(args.out / "pretrain.npz")
     assert tr.model is not None
     mods = tr.model.cfg.modalities
