@@ -34,6 +34,10 @@ COMMANDS: tuple[tuple[str | None, str, str, str], ...] = (
     ("train", "stage", "models.commands.train_stage", "stage head; writes model and ONNX runtime"),
     ("evaluate", "staging", "models.commands.evaluate_staging", "causal staging, modality subsets"),
     ("evaluate", "tokenizer", "models.commands.evaluate_tokenizer", "tokenizer quality, usage"),
+    ("export", "onnx", "models.commands.export", "streaming step as ONNX (+ Triton repository)"),
+    ("export", "tensorrt", "models.commands.export", "TensorRT engine from the serving ONNX"),
+    ("bench", "kv", "engine.commands.bench_kv", "ring-cache step vs recomputing the window"),
+    ("bench", "beds", "engine.commands.bench_beds", "beds served in real time, p50/p99, MB/bed"),
 )
 
 GROUP_HELP = {
