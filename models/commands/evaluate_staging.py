@@ -22,6 +22,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="comma list: evaluate this one subset only (default: every single, "
         "leave-one-out and all of the modalities both the model and the data have)",
     )
+    p.add_argument(
+        "--folds",
+        default=None,
+        help="cross-validation: ';'-separated record-glob lists, one per comma-"
+        "separated --checkpoint; each model scores only its fold, figures are pooled",
+    )
     p.add_argument("--json", action="store_true", help="end with one JSON line of figures")
 
 
@@ -46,24 +52,36 @@ def main(args: argparse.Namespace) -> int:
     from models.train import tokenize
 
     torch.set_num_threads(args.threads)
-    path = Path(args.checkpoint)
-    tr = bundle.load(path / "model.npz" if path.is_dir() else path)
-    if tr.model is None:
-        raise SystemExit("the checkpoint has no trained transformer")
-    mods = tr.model.cfg.modalities
-    nights = load_nights(args.data, args.include, args.exclude, mods)
-    if not nights:
-        raise SystemExit(f"no labelled recordings with {', '.join(mods)} under {args.data}")
-    data = [tokenize(tr.tokenizers, n, mods, tr.model.cfg.levels) for n in nights]
+    paths = [Path(c) for c in args.checkpoint.split(",")]
+    folds = args.folds.split(";") if args.folds else [args.include]
+    if len(folds) != len(paths):
+        raise SystemExit("--folds needs one record-glob list per --checkpoint (';' between folds)")
+    runs = []  # (model, tokenized records) per fold: each model scores only its own records
+    for path, include in zip(paths, folds, strict=True):
+        tr = bundle.load(path / "model.npz" if path.is_dir() else path)
+        if tr.model is None:
+            raise SystemExit(f"{path}: the checkpoint has no trained transformer")
+        mods = tr.model.cfg.modalities
+        nights = load_nights(args.data, include, args.exclude, mods)
+        if not nights:
+            raise SystemExit(f"no labelled recordings with {', '.join(mods)} under {args.data}")
+        runs.append((tr, [tokenize(tr.tokenizers, n, mods, tr.model.cfg.levels) for n in nights]))
+    mods = runs[0][0].model.cfg.modalities  # type: ignore[union-attr]
+    data = [d for _, ds in runs for d in ds]
     have = tuple(m for i, m in enumerate(mods) if any(d.presence[:, i].any() for d in data))
     want = modality_list(args.modalities)
     table = [("+".join(want), want)] if want else subsets(have)
     masks = [np.array([m in s for m in mods]) for _, s in table]
-    probs = stream_probs(tr.model, data, masks)
-    n = len(data)
-    results = {
-        name: score_probs(data, probs[i * n : (i + 1) * n]) for i, (name, _) in enumerate(table)
-    }
+    per_fold = [stream_probs(tr.model, ds, masks) for tr, ds in runs]  # type: ignore[arg-type]
+    results = {}
+    for i, (name, _) in enumerate(table):
+        probs = [
+            p
+            for (_, ds), fp in zip(runs, per_fold, strict=True)
+            for p in fp[i * len(ds) : (i + 1) * len(ds)]
+        ]
+        results[name] = score_probs(data, probs)
+    tr = runs[0][0]
     print(f"{len(data)} records: {', '.join(d.name for d in data)}")
     print(
         f"{'subset':<14} {'epochs':>6} {'acc5':>7} {'kappa5':>7} {'mf1_5':>7} "
@@ -94,6 +112,8 @@ def main(args: argparse.Namespace) -> int:
         "macro_f1_4class": best["four"]["macro_f1"],
         "f1": best["five"]["f1"],
         "confusion": best["five"]["confusion"],
+        "confusion_4class": best["four"]["confusion"],
+        "f1_4class": best["four"]["f1"],
         "rem_latency_abs_err_min": best["five"]["rem_latency_abs_err_min"],
         "subsets": {
             name: {
@@ -106,7 +126,7 @@ def main(args: argparse.Namespace) -> int:
             }
             for name, r in results.items()
         },
-        "checkpoint_sha256": tr.sha256,
+        "checkpoint_sha256": [t.sha256 for t, _ in runs],
     }
     print_figures(figures, as_json=args.json)
     return 0
