@@ -22,7 +22,9 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from engine.protocols import Block, Event, StepBatch, StepOutput
+from engine.backends import make_backend
+from engine.errors import ModelError
+from engine.protocols import Block, Event, InferenceBackend, StepBatch, StepOutput
 from engine.tokenizer_runtime import (
     DEFAULT_MODEL_DIR,
     ModelFiles,
@@ -125,13 +127,13 @@ class StagingProcessor:
         *,
         model_dir: str | Path = DEFAULT_MODEL_DIR,
         files: ModelFiles | None = None,
-        backend: OnnxStepBackend | None = None,
+        backend: InferenceBackend | None = None,
         slot: int = 0,
         tokenizers: TokenizerRuntime | None = None,
     ) -> None:
         self.bed = bed
-        self.files = files or (backend.files if backend else load_model_files(model_dir))
-        self.backend = backend or OnnxStepBackend(self.files)
+        self.files = files or getattr(backend, "files", None) or load_model_files(model_dir)
+        self.backend: InferenceBackend = backend or OnnxStepBackend(self.files)
         self.tokenizers = tokenizers or TokenizerRuntime(self.files)
         self.slot = np.array([slot], np.int64)
         mods = self.files.modalities
@@ -247,11 +249,20 @@ def processor_factory(
         return None, f"running without sleep stages: {exc}"
     tokenizers = TokenizerRuntime(files)
     step_session = session(files.step_file)
-    note = "" if backend == "onnx" else f" (backend {backend!r} is not available yet; using onnx)"
+    runtime, note = "onnxruntime", ""
+    if backend != "onnx":
+        try:
+            make_backend(backend, files, 1)  # fail here, once, if the runtime is missing
+            runtime = backend
+        except ModelError as exc:
+            note = f" ({backend} unavailable: {exc}; using onnxruntime)"
 
     def factory(bed: str) -> StagingProcessor:
+        if runtime != "onnxruntime":
+            return StagingProcessor(bed, files=files, backend=make_backend(runtime, files, 1),
+                                    tokenizers=tokenizers)
         step = OnnxStepBackend(files, capacity=1, step_session=step_session)
         return StagingProcessor(bed, files=files, backend=step, tokenizers=tokenizers)
 
     sha = files.manifest.get("checkpoint_sha256", "")[:12]
-    return factory, f"staging with {root.name} (sha256 {sha}) on onnxruntime{note}"
+    return factory, f"staging with {root.name} (sha256 {sha}) on {runtime}{note}"

@@ -1,0 +1,52 @@
+"""bench kv and bench beds run end to end on a tiny random model and end with one JSON line;
+bench beds --backend tensorrt says clearly that it is unavailable where there is no GPU."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from models.commands.export import export_random
+
+    return export_random(tmp_path_factory.mktemp("tiny"), tiny=True)
+
+
+def last_json(out: str) -> dict[str, object]:
+    obj: dict[str, object] = json.loads(out.strip().splitlines()[-1])
+    return obj
+
+
+def test_bench_kv_quick(tiny: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "kv", "--quick", "--checkpoint", str(tiny), "--json"]) == 0
+    fig = last_json(capsys.readouterr().out)
+    for key in ("onnx_1min", "torch_1min", "onnx_5min"):
+        r = fig[key]
+        assert isinstance(r, dict) and r["ratio"] > 0 and r["step_ms"] > 0
+
+
+def test_bench_beds_quick(tiny: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "beds", "--quick", "--checkpoint", str(tiny), "--json"]) == 0
+    fig = last_json(capsys.readouterr().out)
+    assert fig["backend"] == "onnx" and isinstance(fig["max_beds_realtime"], int)
+    assert fig["max_beds_realtime"] >= 8
+    assert isinstance(fig["mb_per_bed"], float) and fig["mb_per_bed"] > 0
+    assert "profile_ms_per_s" in fig
+
+
+def test_bench_beds_tensorrt_unavailable(capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("tensorrt") is not None and torch.cuda.is_available():
+        pytest.skip("TensorRT is available here")
+    assert main(["bench", "beds", "--backend", "tensorrt", "--json"]) == 3
+    fig = last_json(capsys.readouterr().out)
+    assert fig["available"] is False and "pip install" in str(fig["reason"])
