@@ -68,19 +68,20 @@ class OnnxStepBackend:
 
     def step(self, batch: StepBatch) -> StepOutput:
         s = batch.slots
-        out = self._sess.run(
-            None,
-            {
-                "codes": batch.codes.astype(np.int64),
-                "presence": batch.presence.astype(bool),
-                "k_cache": self.k[:, s],
-                "v_cache": self.v[:, s],
-                "pos": self.pos[s],
-                "prev_h": self.prev_h[s],
-            },
-        )
-        emb, logits, surprise, k, v, pos, prev_h = out
-        self.k[:, s], self.v[:, s], self.pos[s], self.prev_h[s] = k, v, pos, prev_h
+        whole = len(s) == self.capacity and bool((s == np.arange(self.capacity)).all())
+        feeds = {
+            "codes": batch.codes.astype(np.int64),
+            "presence": batch.presence.astype(bool),
+            "k_cache": self.k if whole else self.k[:, s],
+            "v_cache": self.v if whole else self.v[:, s],
+            "pos": self.pos if whole else self.pos[s],
+            "prev_h": self.prev_h if whole else self.prev_h[s],
+        }
+        emb, logits, surprise, k, v, pos, prev_h = self._sess.run(None, feeds)
+        if whole:  # every slot stepped: adopt the new state arrays instead of copying them
+            self.k, self.v, self.pos, self.prev_h = k, v, pos, prev_h
+        else:
+            self.k[:, s], self.v[:, s], self.pos[s], self.prev_h[s] = k, v, pos, prev_h
         return StepOutput(
             np.asarray(emb, np.float32),
             np.asarray(logits, np.float32),
@@ -259,8 +260,9 @@ def processor_factory(
 
     def factory(bed: str) -> StagingProcessor:
         if runtime != "onnxruntime":
-            return StagingProcessor(bed, files=files, backend=make_backend(runtime, files, 1),
-                                    tokenizers=tokenizers)
+            return StagingProcessor(
+                bed, files=files, backend=make_backend(runtime, files, 1), tokenizers=tokenizers
+            )
         step = OnnxStepBackend(files, capacity=1, step_session=step_session)
         return StagingProcessor(bed, files=files, backend=step, tokenizers=tokenizers)
 

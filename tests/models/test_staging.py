@@ -27,6 +27,7 @@ def test_onnx_step_matches_torch_after_wrap(tiny_model) -> None:  # type: ignore
     model = trained.model
     files = load_model_files(root)
     backend = OnnxStepBackend(files, capacity=3)
+    whole = OnnxStepBackend(files, capacity=2)  # every slot stepped: state arrays adopted
     g = torch.Generator().manual_seed(3)
     slots = np.array([2, 0], np.int64)
     st = new_cache(model.cfg, 2)
@@ -35,6 +36,8 @@ def test_onnx_step_matches_torch_after_wrap(tiny_model) -> None:  # type: ignore
         pres = torch.rand(2, 2, generator=g) > 0.3
         h, logits, surprise, st = model.step(codes, pres, st)
         out = backend.step(StepBatch(codes.numpy(), pres.numpy(), slots))
+        out2 = whole.step(StepBatch(codes.numpy(), pres.numpy(), np.arange(2)))
+        np.testing.assert_allclose(out2.embeddings, h.numpy(), atol=ORT_TOL)
         np.testing.assert_allclose(out.embeddings, h.numpy(), atol=ORT_TOL)
         np.testing.assert_allclose(out.stage_logits, logits.numpy(), atol=ORT_TOL)
         np.testing.assert_allclose(out.surprise, surprise.numpy(), atol=ORT_TOL)
