@@ -50,7 +50,7 @@ def reset(state: KVCacheState, mask: torch.Tensor) -> KVCacheState:
 def ring_write(cache: torch.Tensor, new: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     """Write ``new`` (B, H, Dh) into ``cache`` (B, H, W, Dh) at slot ``pos % W`` (static shapes)."""
     w = cache.shape[2]
-    hit = (torch.arange(w, device=pos.device)[None, :] == (pos % w)[:, None])  # (B, W)
+    hit = torch.arange(w, device=pos.device)[None, :] == (pos % w)[:, None]  # (B, W)
     return torch.where(hit[:, None, :, None], new[:, :, None, :], cache)  # (B, H, W, Dh)
 
 

@@ -92,8 +92,9 @@ class Attention(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, d: int, n_head: int) -> None:
+    def __init__(self, d: int, n_head: int, dropout: float = 0.0) -> None:
         super().__init__()
+        self.drop = nn.Dropout(dropout)  # residual dropout, training only
         self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
         self.attn = Attention(d, n_head)
         self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
@@ -106,8 +107,8 @@ class Block(nn.Module):
         past: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         a, kv = self.attn(self.ln1(x), mask, rot, past)
-        x = x + a
-        return x + self.mlp(self.ln2(x)), kv
+        x = x + self.drop(a)
+        return x + self.drop(self.mlp(self.ln2(x))), kv
 
     def step(
         self,
@@ -163,7 +164,7 @@ class RQTransformer(nn.Module):
         self.mod_emb = nn.Parameter(torch.randn(m, d) * 0.02)
         self.absent_emb = nn.Parameter(torch.randn(m, d) * 0.02)
         self.ln_in = nn.LayerNorm(d)
-        self.blocks = nn.ModuleList(Block(d, cfg.n_head) for _ in range(cfg.n_layer))
+        self.blocks = nn.ModuleList(Block(d, cfg.n_head, cfg.dropout) for _ in range(cfg.n_layer))
         self.ln_out = nn.LayerNorm(d)
         self.stage_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, cfg.n_stages))
         self.next_head = nn.Linear(d, m * k)

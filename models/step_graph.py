@@ -102,9 +102,9 @@ class StateStep(nn.Module):
         super().__init__()
         self.step = RingStep(model)
 
-    def forward(self, codes: torch.Tensor, presence: torch.Tensor, *state: torch.Tensor) -> tuple[
-        torch.Tensor, ...
-    ]:
+    def forward(
+        self, codes: torch.Tensor, presence: torch.Tensor, *state: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
         caches, pos, prev_h = state[:-2], state[-2][:, 0], state[-1]
         h, stage, surprise, *new = self.step(codes, presence, pos, prev_h, *caches)
         out = [ring_write(c, n, pos) for c, n in zip(caches, new, strict=True)]

@@ -37,14 +37,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="model directory holding model.npz (default: the shipped model)",
     )
     if p.prog.endswith("onnx"):
-        p.add_argument("--out", type=Path, default=None,
-                       help="where to write (default: the model directory)")
-        p.add_argument("--triton", type=Path, default=None,
-                       help="also write a Triton model repository here")
+        p.add_argument(
+            "--out", type=Path, default=None, help="where to write (default: the model directory)"
+        )
+        p.add_argument(
+            "--triton", type=Path, default=None, help="also write a Triton model repository here"
+        )
         p.add_argument("--max-batch", type=int, default=1024, help="Triton max_batch_size")
     else:
-        p.add_argument("--out", type=Path, default=None,
-                       help="engine file (default: next to the ONNX)")
+        p.add_argument(
+            "--out", type=Path, default=None, help="engine file (default: next to the ONNX)"
+        )
         p.add_argument("--fp16", action="store_true", help="allow FP16 kernels")
         p.add_argument("--min-batch", type=int, default=1)
         p.add_argument("--opt-batch", type=int, default=512)
@@ -56,15 +59,27 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _onnx_export(module: Any, args: tuple[Any, ...], path: Path, ins: list[str],
-                 outs: list[str], batch_dim: dict[str, int]) -> None:
+def _onnx_export(
+    module: Any,
+    args: tuple[Any, ...],
+    path: Path,
+    ins: list[str],
+    outs: list[str],
+    batch_dim: dict[str, int],
+) -> None:
     import torch
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            module, args, str(path), dynamo=False, input_names=ins, output_names=outs,
-            dynamic_axes={n: {d: "batch"} for n, d in batch_dim.items()}, opset_version=OPSET,
+            module,
+            args,
+            str(path),
+            dynamo=False,
+            input_names=ins,
+            output_names=outs,
+            dynamic_axes={n: {d: "batch"} for n, d in batch_dim.items()},
+            opset_version=OPSET,
         )
 
 
@@ -101,9 +116,15 @@ def export_serving(model: Any, out_dir: Path, checkpoint_sha256: str = "") -> Pa
         "step": SERVING_FILE,
         "inputs": ins,
         "outputs": outs,
-        "shapes": {"n_layer": cfg.n_layer, "n_head": cfg.n_head, "window": cfg.window,
-                   "head_dim": cfg.head_dim, "d_model": cfg.d_model,
-                   "modalities": list(cfg.modalities), "levels": cfg.levels},
+        "shapes": {
+            "n_layer": cfg.n_layer,
+            "n_head": cfg.n_head,
+            "window": cfg.window,
+            "head_dim": cfg.head_dim,
+            "d_model": cfg.d_model,
+            "modalities": list(cfg.modalities),
+            "levels": cfg.levels,
+        },
         "sha256": {SERVING_FILE: _sha(path)},
         "checkpoint_sha256": checkpoint_sha256,
     }
@@ -123,13 +144,24 @@ def export_triton(model: Any, repo: Path, max_batch: int) -> Path:
     ins = ["codes", "presence"] + [f"INPUT_{s}" for s in states]
     outs = ["embedding", "stage_logits", "surprise"] + [f"OUTPUT_{s}" for s in states]
     codes, presence, cache = _example(model, 2)
-    args = (codes, presence, *[cache] * (2 * cfg.n_layer),
-            torch.tensor([[0], [3]], dtype=torch.int64), torch.zeros(2, cfg.d_model))
+    args = (
+        codes,
+        presence,
+        *[cache] * (2 * cfg.n_layer),
+        torch.tensor([[0], [3]], dtype=torch.int64),
+        torch.zeros(2, cfg.d_model),
+    )
     d = repo / TRITON_MODEL
     (d / "1").mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
-        _onnx_export(StateStep(model).eval(), args, d / "1" / "model.onnx", ins, outs,
-                     dict.fromkeys(ins + outs, 0))
+        _onnx_export(
+            StateStep(model).eval(),
+            args,
+            d / "1" / "model.onnx",
+            ins,
+            outs,
+            dict.fromkeys(ins + outs, 0),
+        )
     (d / "config.pbtxt").write_text(triton_config(cfg, max_batch))
     return d / "config.pbtxt"
 
@@ -143,10 +175,10 @@ def triton_config(cfg: Any, max_batch: int) -> str:
     shapes["pos"] = ("TYPE_INT64", "[ 1 ]")
     shapes["prev_h"] = ("TYPE_FP32", f"[ {cfg.d_model} ]")
     states = ",\n".join(
-        f"    {{\n      input_name: \"INPUT_{n}\"\n      output_name: \"OUTPUT_{n}\"\n"
+        f'    {{\n      input_name: "INPUT_{n}"\n      output_name: "OUTPUT_{n}"\n'
         f"      data_type: {t}\n      dims: {dims}\n"
         f"      initial_state: {{ data_type: {t} dims: {dims} zero_data: true"
-        f" name: \"zero_{n}\" }}\n"
+        f' name: "zero_{n}" }}\n'
         "    }"
         for n, (t, dims) in shapes.items()
     )
@@ -177,8 +209,14 @@ instance_group [ {{ kind: KIND_AUTO count: 1 }} ]
 """
 
 
-def build_tensorrt(onnx_path: Path, plan: Path, *, fp16: bool, batches: tuple[int, int, int],
-                   workspace_mb: int = 4096) -> Path:
+def build_tensorrt(
+    onnx_path: Path,
+    plan: Path,
+    *,
+    fp16: bool,
+    batches: tuple[int, int, int],
+    workspace_mb: int = 4096,
+) -> Path:
     """Build a TensorRT engine from the serving ONNX with one profile over the batch size."""
     try:
         import tensorrt as trt
@@ -239,8 +277,9 @@ def main(args: argparse.Namespace) -> int:
         raise ModelError(f"{onnx_path}: missing; run sleepstream export onnx first")
     plan = args.out or root / ("step_serving.fp16.plan" if args.fp16 else "step_serving.plan")
     batches = (args.min_batch, args.opt_batch, args.max_batch)
-    built = build_tensorrt(onnx_path, plan, fp16=args.fp16, batches=batches,
-                           workspace_mb=args.workspace_mb)
+    built = build_tensorrt(
+        onnx_path, plan, fp16=args.fp16, batches=batches, workspace_mb=args.workspace_mb
+    )
     print(f"wrote {built}")
     return 0
 

@@ -22,6 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--window", type=int, default=600, help="KV ring capacity W in seconds")
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--dropout", type=float, default=0.0, help="residual dropout (training)")
     p.add_argument(
         "--infonce",
         type=float,
@@ -53,6 +54,7 @@ def main(args: argparse.Namespace) -> int:
         n_layer=args.layers,
         n_head=args.heads,
         window=args.window,
+        dropout=args.dropout,
     )
     model = new_model(cfg, args.seed)
     t0 = time.monotonic()

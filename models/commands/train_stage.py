@@ -20,8 +20,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="store weights as float16 (the shipped model: halves the file)",
     )
-    p.add_argument("--export-only", action="store_true",
-                   help="only rewrite the ONNX runtime files from an existing model.npz")
+    p.add_argument(
+        "--export-only",
+        action="store_true",
+        help="only rewrite the ONNX runtime files from an existing model.npz",
+    )
     p.add_argument("--no-export", action="store_true", help="skip writing the ONNX runtime files")
 
 
