@@ -1,19 +1,25 @@
 """Many beds, one model: the due steps of every bed go to the backend in one call per tick.
 
-Each bed that joins gets a KV-cache slot of the shared ``InferenceBackend`` (the lowest free one,
-so busy slots stay packed and the backend can hand the cache over as a view), reset before its
-first step; it gives the slot back when it leaves. ``await scheduler.step(bed, codes, presence)``
-queues one step and returns its result.
+Ticks lie on a fixed grid of ``max_wait_s`` (the bounded wait): a step queued at loop time ``t``
+runs in the tick at the next grid point after ``t``, or earlier when every expected bed has
+queued one (then at once, taking the steps queued within one grid width of the first). A tick
+takes only steps queued before its grid point, so a tick that runs late (the inference thread
+was busy) does not swallow the next tick's beds. A bed that misses a tick is marked *late* and
+is not waited for again until it queues a step, so a bed that stalls or drops out never delays
+the others beyond the grid. One step per bed enters a batch (a bed's next step waits for the
+next tick, keeping its steps in order); batches are capped at ``max_batch`` beds.
 
-A tick opens with the first queued step and runs when every bed that is expected has queued one,
-or ``max_wait_s`` after the tick opened, whichever comes first. A bed that misses a tick is
-marked *late* and is not waited for again until it queues a step, so a bed that stalls or drops
-out delays the others by at most ``max_wait_s``, once. One step per bed enters a batch (a bed's
-next step waits for the next tick, keeping its steps in order); batches are capped at
-``max_batch`` beds.
+KV slots are laid out by *phase bucket*: beds step once per ``period_s`` (one token per second),
+so a bed whose first step falls in grid cell ``g`` will keep landing in cells ``g mod K``
+(``K = period_s / max_wait_s``). The backend's slots are cut into K regions and a bed gets the
+lowest free slot of its bucket's region (another region's when that one is full), so the beds of
+one tick occupy a contiguous slot run and the backend hands the cache over as a view. The slot
+is given on the bed's first step and reset before it; ``leave`` gives it back.
 
-Model calls and slot resets run on one dedicated inference thread, never on the event loop, in
-the order the ticks were formed.
+``submit`` queues a step without waiting and calls ``done(result)`` on the event loop when it is
+back (``done(error)`` when the call failed or the bed left); ``await step(...)`` is the same with
+a future. Model calls and slot resets run on one dedicated inference thread, never on the event
+loop, in the order the ticks were formed.
 """
 
 from __future__ import annotations
@@ -21,8 +27,10 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
+import math
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -45,19 +53,25 @@ class StepResult:
     surprise: float
 
 
+Done = Callable[[StepResult | BaseException], None]
+"""Gets a step's result, or the error that ended it: ``ModelError`` when the backend call failed,
+``asyncio.CancelledError`` when the bed left first."""
+
+
 @dataclass(slots=True)
 class _Request:
     codes: np.ndarray  # (M, Q) int64
     presence: BoolArray  # (M,)
     queued: float  # loop time
-    future: asyncio.Future[StepResult]
+    done: Done
 
 
 @dataclass(slots=True)
 class BedSlotState:
-    """A joined bed: its KV slot, queued steps, whether it missed a tick, its last step time."""
+    """A joined bed: its KV slot (None until its first step), queued steps, whether it missed a
+    tick, its last step time."""
 
-    slot: int
+    slot: int | None = None
     queue: deque[_Request] = field(default_factory=deque)
     late: bool = False
     last_t: float | None = None
@@ -70,7 +84,13 @@ class SchedulerStats:
     steps: int = 0
     batch_max: int = 0
     backend_s: float = 0.0  # time inside backend calls (inference thread)
-    waited_out: int = 0  # ticks that ran on the bounded wait (some expected bed was missing)
+    waited_out: int = 0  # ticks that ran on the grid while some expected bed was missing
+    contiguous_calls: int = 0  # calls whose slots were one contiguous run (no cache copy)
+    failed: int = 0  # steps whose backend call failed
+
+
+def _contiguous(slots: np.ndarray) -> bool:
+    return bool(len(slots) == 0 or slots[-1] - slots[0] == len(slots) - 1)
 
 
 class StepScheduler:
@@ -80,9 +100,10 @@ class StepScheduler:
         self,
         backend: InferenceBackend,
         *,
-        max_wait_s: float = 0.05,
+        max_wait_s: float = 0.1,
         max_batch: int = 4096,
         reset_gap_s: float = 120.0,
+        period_s: float = 1.0,
     ) -> None:
         self.backend = backend
         self.max_wait_s = max_wait_s
@@ -90,7 +111,14 @@ class StepScheduler:
         self.reset_gap_s = reset_gap_s
         self.stats = SchedulerStats()
         self._beds: dict[str, BedSlotState] = {}
-        self._free = list(range(backend.capacity))  # a heap: lowest slot first
+        self._queued: dict[str, BedSlotState] = {}  # beds with a queued step, in queue order
+        self._late = 0  # beds marked late
+        self.buckets = max(1, min(backend.capacity, round(period_s / max_wait_s)))
+        self._region = math.ceil(backend.capacity / self.buckets)  # slots per phase bucket
+        self._free = [
+            list(range(r * self._region, min(backend.capacity, (r + 1) * self._region)))
+            for r in range(self.buckets)
+        ]  # one heap per region: lowest slot first
         self._resets: list[int] = []  # slots to reset before the next call
         self._wake = asyncio.Event()
         self._executor: ThreadPoolExecutor | None = None
@@ -119,84 +147,138 @@ class StepScheduler:
     def beds(self) -> int:
         return len(self._beds)
 
-    def join(self, bed: str) -> int:
-        """Give ``bed`` a fresh (reset) KV slot; return it. A bed already joined keeps its own."""
+    def join(self, bed: str) -> None:
+        """Admit ``bed``; its KV slot is chosen (and reset) on its first step."""
         if bed in self._beds:
-            return self._beds[bed].slot
-        if not self._free:
+            return
+        if len(self._beds) >= self.backend.capacity:
             raise ModelError(
                 f"all {self.backend.capacity} KV slots are in use; raise the backend capacity"
             )
-        slot = heapq.heappop(self._free)
-        self._resets.append(slot)
-        self._beds[bed] = BedSlotState(slot)
-        return slot
+        self._beds[bed] = BedSlotState()
+
+    def slot_of(self, bed: str) -> int | None:
+        return self._beds[bed].slot
 
     def leave(self, bed: str) -> None:
-        """Drop ``bed``: its queued steps are cancelled and its slot is freed."""
+        """Drop ``bed``: its queued steps end with ``CancelledError`` and its slot is freed."""
         st = self._beds.pop(bed, None)
         if st is None:
             return
+        self._queued.pop(bed, None)
+        self._late -= st.late
         for req in st.queue:
-            req.future.cancel()
-        heapq.heappush(self._free, st.slot)
+            req.done(asyncio.CancelledError())
+        st.queue.clear()
+        if st.slot is not None:
+            heapq.heappush(self._free[st.slot // self._region], st.slot)
         self._wake.set()  # a tick may have been waiting for this bed
 
     def reset(self, bed: str) -> None:
         """Restart ``bed``'s stream state (a long break, time going back) before its next step."""
-        self._resets.append(self._beds[bed].slot)
+        st = self._beds.get(bed)
+        if st is not None and st.slot is not None:  # otherwise its first step starts fresh
+            self._resets.append(st.slot)
 
-    async def step(
-        self, bed: str, codes: np.ndarray, presence: BoolArray, t: float | None = None
-    ) -> StepResult:
-        """Queue one step of ``bed`` (joining it if needed) and wait for its result. ``t`` (engine
-        seconds) resets the bed's state first when it lies more than ``reset_gap_s`` after or
-        before its previous step."""
-        if bed not in self._beds:
+    def _take_slot(self, now: float) -> int:
+        r = int(now // self.max_wait_s) % self.buckets
+        for k in range(self.buckets):  # the bucket's region, else the next one with room
+            free = self._free[(r + k) % self.buckets]
+            if free:
+                slot = heapq.heappop(free)
+                self._resets.append(slot)
+                return slot
+        raise ModelError(f"all {self.backend.capacity} KV slots are in use")  # join prevents it
+
+    def submit(
+        self, bed: str, codes: np.ndarray, presence: BoolArray, done: Done,
+        t: float | None = None,
+    ) -> None:
+        """Queue one step of ``bed`` (joining it if needed) without waiting; ``done`` gets its
+        result on the event loop. ``t`` (engine seconds) resets the bed's state first when it
+        lies more than ``reset_gap_s`` after or before its previous step."""
+        st = self._beds.get(bed)
+        if st is None:
             self.join(bed)
-        st = self._beds[bed]
+            st = self._beds[bed]
+        now = asyncio.get_running_loop().time()
+        if st.slot is None:
+            st.slot = self._take_slot(now)
         if t is not None:
             if st.last_t is not None and not 0 <= t - st.last_t <= self.reset_gap_s:
                 self._resets.append(st.slot)
             st.last_t = t
-        loop = asyncio.get_running_loop()
-        req = _Request(codes, presence, loop.time(), loop.create_future())
-        st.queue.append(req)
-        st.late = False
-        self._wake.set()
-        return await req.future
+        st.queue.append(_Request(codes, presence, now, done))
+        if st.late:
+            st.late, self._late = False, self._late - 1
+        first = bed not in self._queued
+        if first:
+            self._queued[bed] = st
+        if first and (len(self._queued) == 1 or self._all_in()):
+            self._wake.set()
 
-    def _waiting_for_someone(self) -> bool:
-        return any(not st.queue and not st.late for st in self._beds.values())
+    async def step(
+        self, bed: str, codes: np.ndarray, presence: BoolArray, t: float | None = None
+    ) -> StepResult:
+        """``submit`` and wait for the result (cancelled when the bed leaves first)."""
+        fut: asyncio.Future[StepResult] = asyncio.get_running_loop().create_future()
+
+        def done(res: StepResult | BaseException) -> None:
+            if fut.done():
+                return
+            if isinstance(res, asyncio.CancelledError):
+                fut.cancel()
+            elif isinstance(res, BaseException):
+                fut.set_exception(res)
+            else:
+                fut.set_result(res)
+
+        self.submit(bed, codes, presence, done, t)
+        return await fut
+
+    def _all_in(self) -> bool:
+        """Every bed that is expected (not late) has a step queued."""
+        return len(self._queued) >= len(self._beds) - self._late
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
             self._wake.clear()
-            heads = [st.queue[0].queued for st in self._beds.values() if st.queue]
-            if not heads:
+            if not self._queued:
                 continue
-            deadline = min(heads) + self.max_wait_s
-            while self._waiting_for_someone() and (left := deadline - loop.time()) > 0:
+            first = min(st.queue[0].queued for st in self._queued.values())
+            boundary = (math.floor(first / self.max_wait_s) + 1) * self.max_wait_s
+            all_in = self._all_in()
+            while not all_in and (left := boundary - loop.time()) > 0:
                 try:
                     async with asyncio.timeout(left):
                         await self._wake.wait()
                 except TimeoutError:
                     break
                 self._wake.clear()
-            await self._tick()
+                all_in = self._all_in()
+            # all in: run now, with every step queued within one grid width of the first
+            await self._tick(first + self.max_wait_s if all_in else boundary)
 
-    async def _tick(self) -> None:
+    async def _tick(self, boundary: float) -> None:
         due: list[tuple[int, _Request]] = []
+        stepped: set[str] = set()
+        for bed, st in list(self._queued.items()):
+            if st.queue[0].queued >= boundary:
+                continue  # queued after this tick's grid point: the next tick takes it
+            assert st.slot is not None
+            due.append((st.slot, st.queue.popleft()))
+            stepped.add(bed)
+            if not st.queue:
+                del self._queued[bed]
         missed = False
-        for st in self._beds.values():
-            if st.queue:
-                due.append((st.slot, st.queue.popleft()))
-            elif not st.late:
+        for bed, st in self._beds.items():
+            if not st.queue and not st.late and bed not in stepped:
                 st.late, missed = True, True
-        if any(st.queue for st in self._beds.values()):
-            self._wake.set()  # beds with further queued steps go into the next tick
+                self._late += 1
+        if self._queued:
+            self._wake.set()  # steps left over go into the next tick
         due.sort(key=lambda x: x[0])
         self.stats.ticks += 1
         self.stats.waited_out += missed
@@ -209,7 +291,7 @@ class StepScheduler:
         batch = StepBatch(
             np.stack([r.codes for _, r in due]).astype(np.int64, copy=False),
             np.stack([r.presence for _, r in due]).astype(bool, copy=False),
-            np.array([s for s, _ in due], np.int64),
+            np.fromiter((s for s, _ in due), np.int64, len(due)),
         )
         loop = asyncio.get_running_loop()
         assert self._executor is not None, "use the scheduler inside `async with`"
@@ -217,18 +299,19 @@ class StepScheduler:
             out, took = await loop.run_in_executor(self._executor, self._infer, resets, batch)
         except Exception as exc:  # one failed call fails its steps, never the scheduler
             log.exception("backend call failed for %d beds", len(due))
+            self.stats.failed += len(due)
+            err = ModelError(f"inference failed: {exc}")
             for _, r in due:
-                if not r.future.done():
-                    r.future.set_exception(ModelError(f"inference failed: {exc}"))
+                r.done(err)
             return
         self.stats.calls += 1
         self.stats.steps += len(due)
         self.stats.batch_max = max(self.stats.batch_max, len(due))
         self.stats.backend_s += took
+        self.stats.contiguous_calls += _contiguous(batch.slots)
+        surprise = out.surprise.tolist()
         for j, (_, r) in enumerate(due):
-            if not r.future.done():
-                res = StepResult(out.embeddings[j], out.stage_logits[j], float(out.surprise[j]))
-                r.future.set_result(res)
+            r.done(StepResult(out.embeddings[j], out.stage_logits[j], surprise[j]))
 
     def _infer(self, resets: np.ndarray, batch: StepBatch) -> tuple[StepOutput, float]:
         t0 = time.perf_counter()

@@ -153,3 +153,31 @@ async def test_leaving_mid_tick_and_reset_on_gap() -> None:
         await asyncio.gather(pending, return_exceptions=True)
         assert pending.cancelled()
         assert sched.beds == 1
+
+
+async def test_phase_buckets_give_contiguous_slots_on_the_grid() -> None:
+    """Beds spread over the step period: each grid tick holds the beds of one phase bucket, and
+    their slots are one contiguous run (the backend gets views, no copies); results still equal
+    stepping each bed alone."""
+    period, tick, n, steps = 0.2, 0.05, 24, 5
+    be = RecurrentBackend(32)
+    got: dict[int, list[float]] = {b: [] for b in range(n)}
+    async with StepScheduler(be, max_wait_s=tick, period_s=period) as sched:
+        loop = asyncio.get_running_loop()
+        t0 = (loop.time() // period + 2) * period
+
+        async def bed(b: int) -> None:
+            for k in range(steps):  # phases at the middle of the bed's bucket (b % 4)
+                await asyncio.sleep(t0 + (b % 4 + 0.5) * tick + k * period - loop.time())
+                c, p = inputs(b, k)
+                got[b].append((await sched.step(f"bed{b}", c, p)).surprise)
+
+        async with asyncio.TaskGroup() as tg:
+            for b in range(n):
+                tg.create_task(bed(b))
+    assert sched.buckets == 4
+    assert all(len(c) == n // 4 for c in be.calls) and len(be.calls) == 4 * steps
+    assert all(c[-1] - c[0] == len(c) - 1 for c in be.calls)  # one contiguous run each
+    assert sched.stats.contiguous_calls == sched.stats.calls
+    for b in range(n):
+        assert got[b] == alone(b, range(steps))
