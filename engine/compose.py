@@ -33,14 +33,18 @@ class ModelChoice:
 
     factory: Any | None
     description: str
+    shared: Any | None = None  # live: the staging shared by all beds (an async context manager)
 
 
-def choose_model(config: Config) -> ModelChoice:
+def choose_model(config: Config, *, live: bool = False) -> ModelChoice:
     if config.model.checkpoint == "none":
         return ModelChoice(None, "no model configured: running without sleep stages")
     if importlib.util.find_spec("engine.staging") is None:
         return ModelChoice(None, "staging is not installed: running without sleep stages")
     staging = importlib.import_module("engine.staging")
+    if live:  # one backend and one step scheduler for all beds
+        return ModelChoice(*staging.live_processor_factory(
+            config.model.checkpoint, config.model.backend, len(config.beds)))
     return ModelChoice(*staging.processor_factory(config.model.checkpoint, config.model.backend))
 
 
@@ -106,7 +110,7 @@ def build_engine(
     """Build the engine for ``config``. ``drivers`` replaces the configured sources of the named
     beds (used by ``replay`` and by tests)."""
     clock = clock or (MonotonicClock() if live else ReplayClockState())
-    model = choose_model(config)
+    model = choose_model(config, live=live)
     beds = []
     for bed_cfg in config.beds:
         bed_drivers = (drivers or {}).get(bed_cfg.id) or [
@@ -129,7 +133,10 @@ def build_engine(
     )
     start = [_status_start(b.state.bed, model, clock) for b in beds]
     engine = Engine(beds, sinks, clock=clock, settings=settings, start_events=start,
-                    commands=_command_sources(config, clock) if live else ())
+                    commands=_command_sources(config, clock) if live else (),
+                    resources=[model.shared] if model.shared is not None else ())
+    if model.shared is not None:  # stage events come back from the scheduler's ticks
+        model.shared.publish = engine.bus.publish_nowait
     if isinstance(clock, ReplayClockState):
         engine.on_progress = lambda bed, t: clock.advance(t)
     return engine, beds, model

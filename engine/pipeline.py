@@ -59,6 +59,16 @@ class EventBus:
                 ch.dropped += 1
             ch.queue.put_nowait(event)
 
+    def publish_nowait(self, event: Event) -> None:
+        """Publish from a callback that cannot wait: a full queue drops its oldest event and
+        counts it (``dropped``), in replay as well as live."""
+        self.published += 1
+        for ch in self.channels:
+            if ch.queue.full():
+                ch.queue.get_nowait()
+                ch.dropped += 1
+            ch.queue.put_nowait(event)
+
     async def drain(self, ch: SinkChannel) -> None:
         """Feed one sink until the bus closes; the sink is closed however the task ends."""
         try:
@@ -124,6 +134,7 @@ class Engine:
         on_progress: Callable[[BedRuntime, float], None] | None = None,
         start_events: Sequence[Event] = (),
         commands: Sequence[AsyncIterator[Command]] = (),
+        resources: Sequence[contextlib.AbstractAsyncContextManager[Any]] = (),
     ) -> None:
         self.beds = list(beds)
         self.clock = clock
@@ -133,6 +144,7 @@ class Engine:
         self.start_events = list(start_events)
         self.commands = list(commands)
         self.commands_unroutable = 0
+        self.resources = list(resources)  # entered for the run, before the beds (a scheduler)
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
@@ -143,9 +155,12 @@ class Engine:
             routers = [tg.create_task(self._route(c), name=f"commands-{i}")
                        for i, c in enumerate(self.commands)]
             try:
-                async with asyncio.TaskGroup() as beds:
-                    for bed in self.beds:
-                        beds.create_task(self._run_bed(bed), name=f"bed-{bed.state.bed}")
+                async with contextlib.AsyncExitStack() as stack:
+                    for res in self.resources:
+                        await stack.enter_async_context(res)
+                    async with asyncio.TaskGroup() as beds:
+                        for bed in self.beds:
+                            beds.create_task(self._run_bed(bed), name=f"bed-{bed.state.bed}")
             finally:
                 for task in routers:
                     task.cancel()

@@ -8,6 +8,13 @@ seconds, the modalities that were present, and those missing. Missing modalities
 model as "absent" tokens; the confidence is the top probability times the share of the bed's
 usual modalities that were present, so dropouts lower it and are named.
 
+Replay (and tests) step each bed's own backend synchronously inside ``process``: deterministic,
+no waiting, as fast as the file reads. Live engines share one backend and one ``StepScheduler``
+among all beds (``SharedStaging``): ``process`` submits the bed's due steps without blocking, the
+scheduler runs the due steps of every bed in one call per tick on its inference thread, and the
+stage event of an epoch is published (``publish``, non-blocking) when the epoch's last step is back.
+A bed whose source stalls submits nothing and is not waited for.
+
 ``OnnxStepBackend`` implements ``InferenceBackend`` on onnxruntime with explicit KV state.
 """
 
@@ -25,6 +32,7 @@ import onnxruntime as ort
 from engine.backends import make_backend
 from engine.errors import ModelError
 from engine.protocols import Block, Event, InferenceBackend, StepBatch, StepOutput
+from engine.scheduler import StepResult, StepScheduler
 from engine.tokenizer_runtime import (
     DEFAULT_MODEL_DIR,
     ModelFiles,
@@ -131,8 +139,12 @@ class StagingProcessor:
         backend: InferenceBackend | None = None,
         slot: int = 0,
         tokenizers: TokenizerRuntime | None = None,
+        shared: SharedStaging | None = None,
     ) -> None:
         self.bed = bed
+        self.shared = shared  # live: steps go through the shared scheduler
+        self._gen = 0  # stream generation: results of a stream that was restarted are ignored
+        self.steps_failed = 0
         self.files = files or getattr(backend, "files", None) or load_model_files(model_dir)
         self.backend: InferenceBackend = backend or OnnxStepBackend(self.files)
         self.tokenizers = tokenizers or TokenizerRuntime(self.files)
@@ -151,7 +163,11 @@ class StagingProcessor:
         self.steps_total = 0
 
     def _restart(self, second: int) -> None:
-        self.backend.reset(self.slot)
+        self._gen += 1
+        if self.shared is not None:
+            self.shared.scheduler.reset(self.bed)
+        else:
+            self.backend.reset(self.slot)
         for st in self._tok.values():
             reset_tokenizer(st)
         self._next = second
@@ -180,7 +196,10 @@ class StagingProcessor:
         return self._advance(ready)
 
     def finish(self, t_end: float) -> Sequence[Alert | StageEstimate | Event]:
-        return self._advance(math.floor(t_end)) if self._next is not None else []
+        out = self._advance(math.floor(t_end)) if self._next is not None else []
+        if self.shared is not None:  # the bed ends: steps still queued are dropped
+            self.shared.scheduler.leave(self.bed)
+        return out
 
     def _advance(self, ready: int) -> list[Alert | StageEstimate | Event]:
         assert self._next is not None
@@ -199,17 +218,51 @@ class StagingProcessor:
         out: list[Alert | StageEstimate | Event] = []
         for j in range(n):
             second = self._next + j
+            if self.shared is not None:
+                self.shared.scheduler.submit(
+                    self.bed, codes[j], presence[j], self._on_result(second, presence[j]),
+                    t=float(second),
+                )
+                continue
             res = self.backend.step(StepBatch(codes[j : j + 1], presence[j : j + 1], self.slot))
-            self.steps_total += 1
-            self._seen |= presence[j]
-            self._logit_sum += res.stage_logits[0]
-            self._presence_sum += presence[j]
-            self._steps += 1
-            if (second + 1) % self.epoch_s == 0:
-                out.append(self._estimate(second + 1 - self.epoch_s))
-                self._clear_epoch()
+            est = self._fold(second, presence[j], res.stage_logits[0])
+            if est is not None:
+                out.append(est)
         self._next = ready
         return out
+
+    def _fold(
+        self, second: int, presence: npt.NDArray[np.bool_], logits: F32Array | None
+    ) -> StageEstimate | None:
+        """Add one step's outputs (None: the step failed) to the epoch; its estimate at the end."""
+        if logits is not None:
+            self.steps_total += 1
+            self._seen |= presence
+            self._logit_sum += logits
+            self._presence_sum += presence
+            self._steps += 1
+        if (second + 1) % self.epoch_s:
+            return None
+        est = self._estimate(second + 1 - self.epoch_s)
+        self._clear_epoch()
+        return est
+
+    def _on_result(
+        self, second: int, presence: npt.NDArray[np.bool_]
+    ) -> Callable[[StepResult | BaseException], None]:
+        gen = self._gen
+
+        def done(res: StepResult | BaseException) -> None:
+            if gen != self._gen or self.shared is None:
+                return  # a restarted stream
+            if isinstance(res, BaseException):
+                self.steps_failed += 1
+            est = self._fold(second, presence, None if isinstance(res, BaseException)
+                             else res.stage_logits)
+            if est is not None:
+                self.shared.publish(est.to_event())
+
+        return done
 
     def _estimate(self, epoch_start: int) -> StageEstimate:
         mods = self.files.modalities
@@ -233,6 +286,28 @@ class StagingProcessor:
             modalities=used,
             missing=missing,
         )
+
+
+class SharedStaging:
+    """Live: one backend and one ``StepScheduler`` shared by every bed's ``StagingProcessor``.
+    An async context manager (the engine enters it for its lifetime); ``publish`` is set by the
+    composition root to the engine's non-blocking event publish."""
+
+    def __init__(self, backend: InferenceBackend, *, max_wait_s: float = 0.1) -> None:
+        self.backend = backend
+        self.scheduler = StepScheduler(backend, max_wait_s=max_wait_s)
+        self.publish: Callable[[Event], None] = _unpublished
+
+    async def __aenter__(self) -> SharedStaging:
+        await self.scheduler.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.scheduler.__aexit__(None, None, None)
+
+
+def _unpublished(event: Event) -> None:
+    log.warning("stage event dropped: no event bus attached to the shared staging")
 
 
 def processor_factory(
@@ -268,3 +343,31 @@ def processor_factory(
 
     sha = files.manifest.get("checkpoint_sha256", "")[:12]
     return factory, f"staging with {root.name} (sha256 {sha}) on {runtime}{note}"
+
+
+def live_processor_factory(
+    checkpoint: str, backend: str, beds: int, *, max_wait_s: float = 0.1
+) -> tuple[Callable[[str], StagingProcessor] | None, str, SharedStaging | None]:
+    """Live engines: like ``processor_factory``, but every bed's processor steps through one
+    ``SharedStaging`` (one backend with a KV slot per bed and room for ``beds`` beds, one
+    scheduler), returned third for the composition root to run and to attach to the event bus."""
+    factory, text = processor_factory(checkpoint, backend)
+    if factory is None:
+        return None, text, None
+    files = factory("probe").files
+    runtime = backend
+    try:
+        spare = 2 * max(1, round(1.0 / max_wait_s))  # room for uneven phase buckets
+        step = make_backend(backend, files, beds + spare)
+    except ModelError as exc:
+        runtime = "onnx"
+        log.warning("%s unavailable (%s); using onnxruntime", backend, exc)
+        step = make_backend("onnx", files, beds + spare)
+    shared = SharedStaging(step, max_wait_s=max_wait_s)
+    tokenizers = TokenizerRuntime(files)
+
+    def live(bed: str) -> StagingProcessor:
+        return StagingProcessor(bed, files=files, backend=step, tokenizers=tokenizers,
+                                shared=shared)
+
+    return live, f"{text}; live: one {runtime} backend and scheduler shared by all beds", shared
