@@ -333,10 +333,13 @@ def processor_factory(
         except ModelError as exc:
             note = f" ({backend} unavailable: {exc}; using onnxruntime)"
 
+    serving = (root / "serving.json").is_file()
+
     def factory(bed: str) -> StagingProcessor:
-        if runtime != "onnxruntime":
+        if runtime != "onnxruntime" or serving:  # the serving graph writes the ring in place
+            kind = "onnx" if runtime == "onnxruntime" else runtime
             return StagingProcessor(
-                bed, files=files, backend=make_backend(runtime, files, 1), tokenizers=tokenizers
+                bed, files=files, backend=make_backend(kind, files, 1), tokenizers=tokenizers
             )
         step = OnnxStepBackend(files, capacity=1, step_session=step_session)
         return StagingProcessor(bed, files=files, backend=step, tokenizers=tokenizers)
