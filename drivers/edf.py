@@ -41,6 +41,9 @@ _STAGE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+_NSRR_CODES = {"0": "W", "1": "N1", "2": "N2", "3": "N3", "4": "N3", "5": "REM"}
+
+
 def parse_stage(text: str) -> str | None:
     """The AASM stage (W, N1, N2, N3, REM) named by a hypnogram annotation, or None.
 
@@ -48,8 +51,8 @@ def parse_stage(text: str) -> str | None:
     sleep|2" is handled by the trailing digit) and plain codes ("N2", "R").
     """
     key = text.strip().lower()
-    if "|" in key:  # NSRR XML-derived "Stage 2 sleep|2"
-        key = key.rsplit("|", 1)[1]
+    if "|" in key:  # NSRR XML-derived "Stage 2 sleep|2", "Wake|0", "REM sleep|5"
+        return _NSRR_CODES.get(key.rsplit("|", 1)[1].strip())
     key = key.replace("stage ", "sleep stage ") if key.startswith("stage ") else key
     for pattern, stage in _STAGE_PATTERNS:
         if pattern.match(key):

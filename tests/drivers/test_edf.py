@@ -95,7 +95,8 @@ def test_unreadable_files_raise_a_recording_error(tmp_path):
     ("text", "stage"),
     [("Sleep stage W", "W"), ("Sleep stage 1", "N1"), ("Sleep stage 2", "N2"),
      ("Sleep stage 3", "N3"), ("Sleep stage 4", "N3"), ("Sleep stage R", "REM"),
-     ("Stage 2 sleep|2", "N2"), ("REM sleep|5", None), ("N3", "N3"), ("Sleep stage ?", None),
+     ("Stage 2 sleep|2", "N2"), ("REM sleep|5", "REM"), ("Wake|0", "W"),
+     ("Stage 4 sleep|4", "N3"), ("Unscored|9", None), ("N3", "N3"), ("Sleep stage ?", None),
      ("Movement time", None)],
 )
 def test_stage_labels(text, stage):
