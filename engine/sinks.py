@@ -31,7 +31,8 @@ def format_event(event: Event) -> str:
         missing = event.get("missing") or []
         note = f"  missing {','.join(missing)}" if missing else ""
         t = event["epoch_start"] + event["epoch_s"]
-        return (f"[{_clock(t)}] {bed} stage {event['stage']:<3} "
+        stage = event["stage"] or "--"
+        return (f"[{_clock(t)}] {bed} stage {stage:<3} "
                 f"conf {event['confidence']:.2f}  from {mods}{note}")
     if kind == "alert":
         t = event.get("onset") if event.get("state") == "active" else event.get("end")

@@ -280,7 +280,7 @@ class StagingProcessor:
             bed=self.bed,
             epoch_start=float(epoch_start),
             epoch_s=float(self.epoch_s),
-            stage=STAGES[best],
+            stage=STAGES[best] if used else None,  # abstain when no modality carried the epoch
             probs={s: float(x) for s, x in zip(STAGES, p, strict=True)},
             confidence=float(p[best]) * coverage,
             modalities=used,

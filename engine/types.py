@@ -90,12 +90,13 @@ class Frame:
 
 @dataclass(frozen=True, slots=True)
 class StageEstimate:
-    """The sleep stage of one epoch, emitted when the epoch ends (causal)."""
+    """The sleep stage of one epoch, emitted when the epoch ends (causal). ``stage`` is None
+    when the decoder abstains (no modality was present for most of the epoch)."""
 
     bed: str
     epoch_start: float
     epoch_s: float
-    stage: str
+    stage: str | None
     probs: dict[str, float]
     confidence: float
     modalities: tuple[str, ...]
