@@ -38,7 +38,7 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _export(
+def onnx_export(
     module: torch.nn.Module,
     args: tuple[torch.Tensor, ...],
     path: Path,
@@ -70,7 +70,7 @@ def export_runtime(trained: Trained, out_dir: str | Path) -> Path:
     for m, tok in trained.tokenizers.items():
         p = out / f"tokenizer_{m}.onnx"
         frames = torch.zeros(2, 2, tok.cfg.frame)
-        _export(
+        onnx_export(
             TokenizerExport(tok).eval(),
             (frames,),
             p,
@@ -106,7 +106,7 @@ def export_runtime(trained: Trained, out_dir: str | Path) -> Path:
         "pos_out": 0,
         "prev_h_out": 0,
     }
-    _export(StreamingStep(trained.model).eval(), args, p, STEP_INPUTS, STEP_OUTPUTS, axes)
+    onnx_export(StreamingStep(trained.model).eval(), args, p, STEP_INPUTS, STEP_OUTPUTS, axes)
     files[p.name] = _sha(p)
     manifest = {
         "version": RUNTIME_VERSION,

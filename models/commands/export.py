@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,6 @@ from models.commands.common import DEFAULT_CHECKPOINT
 SERVING_FILE = "step_serving.onnx"
 SERVING_MANIFEST = "serving.json"
 TRITON_MODEL = "sleepstream_step"
-OPSET = 17
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -67,20 +65,9 @@ def _onnx_export(
     outs: list[str],
     batch_dim: dict[str, int],
 ) -> None:
-    import torch
+    from models.export import onnx_export
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module,
-            args,
-            str(path),
-            dynamo=False,
-            input_names=ins,
-            output_names=outs,
-            dynamic_axes={n: {d: "batch"} for n, d in batch_dim.items()},
-            opset_version=OPSET,
-        )
+    onnx_export(module, args, path, ins, outs, batch_dim)
 
 
 def _example(model: Any, batch: int) -> tuple[Any, ...]:
