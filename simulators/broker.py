@@ -1,7 +1,8 @@
-"""A private Mosquitto on a free loopback port, for simulations and benchmarks.
+"""A private Mosquitto on a free loopback port, for simulations, benchmarks and tests.
 
-Writes its own config (``listener <port> 127.0.0.1``, anonymous, no persistence) into a temporary
-folder. ``MosquittoMissing`` says how to install the broker when the binary is absent.
+Writes its own config (``listener <port> 127.0.0.1``, anonymous, no persistence) into a folder.
+``Mosquitto.stop``/``start`` restart it on the same port (a broker outage). ``MosquittoMissing``
+says how to install the broker when the binary is absent.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import SourceError
@@ -35,31 +37,75 @@ def mosquitto_binary() -> str | None:
     )
 
 
+def _wait_listening(port: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@dataclass
+class Mosquitto:
+    """One broker process on ``port``, its config in ``workdir``."""
+
+    binary: str
+    workdir: Path
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def host(self) -> str:
+        return "127.0.0.1"
+
+    def start(self) -> None:
+        conf = self.workdir / "mosquitto.conf"
+        conf.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence false\n"
+            "max_queued_messages 100000\n"
+            "log_dest none\n"
+        )
+        self.proc = subprocess.Popen(
+            [self.binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        if not _wait_listening(self.port, 10.0):
+            self.stop()
+            raise RuntimeError(f"mosquitto did not listen on 127.0.0.1:{self.port}")
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(5.0)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5.0)
+        self.proc = None
+
+
 @contextlib.contextmanager
-def local_mosquitto() -> Iterator[int]:
-    """Run a broker for the duration of the block; yields its port."""
+def running_broker(workdir: Path) -> Iterator[Mosquitto]:
+    """A broker for the duration of the block, its config in ``workdir``."""
     binary = mosquitto_binary()
     if binary is None:
         raise MosquittoMissing("mosquitto is not installed; apt-get install -y mosquitto, "
                                "or pass --port of a running broker")
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="sleepstream-mosquitto-") as tmp:
-        conf = Path(tmp) / "mosquitto.conf"
-        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                        "max_queued_messages 100000\nlog_dest none\n")
-        proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port),
-                                                                             0.2):
-                    break
-                time.sleep(0.05)
-            yield port
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    broker = Mosquitto(binary=binary, workdir=workdir, port=free_port())
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@contextlib.contextmanager
+def local_mosquitto() -> Iterator[int]:
+    """Run a broker in a temporary folder for the duration of the block; yields its port."""
+    with tempfile.TemporaryDirectory(prefix="sleepstream-mosquitto-") as tmp, running_broker(
+        Path(tmp)
+    ) as broker:
+        yield broker.port

@@ -1,97 +1,26 @@
 """Real peers for integration tests: a Mosquitto broker on a free loopback port.
 
-Imported by the ``conftest.py`` of the test folders that need it. The broker writes its own config
-into a temporary folder; tests skip with a clear reason when the ``mosquitto`` binary is missing
-(the test command installs it with apt-get).
+The broker itself is ``simulators.broker``; here it is wrapped so tests skip with a clear reason
+when the ``mosquitto`` binary is missing (the test command installs it with apt-get).
 """
 
 from __future__ import annotations
 
 import contextlib
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from simulators.broker import Mosquitto, MosquittoMissing, free_port, running_broker
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_listening(port: int, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return True
-        time.sleep(0.05)
-    return False
-
-
-@dataclass
-class Mosquitto:
-    """One broker process; ``stop``/``start`` restart it on the same port (a broker outage)."""
-
-    binary: str
-    workdir: Path
-    port: int
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def host(self) -> str:
-        return "127.0.0.1"
-
-    def start(self) -> None:
-        conf = self.workdir / "mosquitto.conf"
-        conf.write_text(
-            f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
-            "persistence false\n"
-            "max_queued_messages 100000\n"
-            "log_dest none\n"
-        )
-        self.proc = subprocess.Popen(
-            [self.binary, "-c", str(conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        if not _wait_listening(self.port, 10.0):
-            self.stop()
-            raise RuntimeError(f"mosquitto did not listen on 127.0.0.1:{self.port}")
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(5.0)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5.0)
-        self.proc = None
-
-
-def mosquitto_binary() -> str | None:
-    return shutil.which("mosquitto") or next(
-        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).exists()),
-        None,
-    )
+__all__ = ["Mosquitto", "free_port", "running_mosquitto"]
 
 
 @contextlib.contextmanager
 def running_mosquitto(workdir: Path) -> Iterator[Mosquitto]:
-    binary = mosquitto_binary()
-    if binary is None:
-        pytest.skip("mosquitto is not installed (apt-get install -y mosquitto)")
-    broker = Mosquitto(binary=binary, workdir=workdir, port=free_port())
-    broker.start()
     try:
-        yield broker
-    finally:
-        broker.stop()
+        with running_broker(workdir) as broker:
+            yield broker
+    except MosquittoMissing:
+        pytest.skip("mosquitto is not installed (apt-get install -y mosquitto)")

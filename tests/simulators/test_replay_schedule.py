@@ -7,7 +7,6 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiomqtt
@@ -19,13 +18,7 @@ from engine.cli import main as cli_main
 from engine.types import F32Array
 from simulators.device import Group, SimSignal, counter_label, play, rate_groups
 from simulators.faults import parse_faults
-from tests.peers import Mosquitto, running_mosquitto
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
-    with running_mosquitto(tmp_path_factory.mktemp("mosquitto-replay")) as b:
-        yield b
+from tests.peers import Mosquitto
 
 
 class Recorder:
@@ -78,7 +71,7 @@ async def test_drift_free_schedule_and_faults() -> None:
 
 
 def test_simulate_replay_command_publishes_counted_packets(
-    tmp_path: Path, broker: Mosquitto, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, mosquitto: Mosquitto, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import edfio
 
@@ -90,7 +83,7 @@ def test_simulate_replay_command_publishes_counted_packets(
     got: list[tuple[str, bytes]] = []
 
     async def listen(ready: asyncio.Event) -> None:
-        async with aiomqtt.Client(broker.host, broker.port) as sub:
+        async with aiomqtt.Client(mosquitto.host, mosquitto.port) as sub:
             await sub.subscribe(f"sleepstream/v1/default/{bed}/data/+", qos=1)
             ready.set()
             async with asyncio.timeout(20):
@@ -106,7 +99,7 @@ def test_simulate_replay_command_publishes_counted_packets(
             await ready.wait()
             code = await asyncio.to_thread(cli_main, [
                 "simulate", "replay", str(path), "--to", "mqtt", "--speed", "20",
-                "--port", str(broker.port), "--bed", bed, "--json"])
+                "--port", str(mosquitto.port), "--bed", bed, "--json"])
             assert code == 0
 
     asyncio.run(scenario())
