@@ -6,8 +6,6 @@ Nothing below this module reads configuration; everything receives what it needs
 from __future__ import annotations
 
 import datetime as dt
-import importlib
-import importlib.util
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ from engine.errors import ConfigError
 from engine.pipeline import BedRuntime, Engine, EngineSettings
 from engine.protocols import BlockProcessor, Driver, Event, Sink
 from engine.sinks import ConsoleSink, JsonlSink
+from engine.staging import live_processor_factory, processor_factory
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +38,10 @@ class ModelChoice:
 def choose_model(config: Config, *, live: bool = False) -> ModelChoice:
     if config.model.checkpoint == "none":
         return ModelChoice(None, "no model configured: running without sleep stages")
-    if importlib.util.find_spec("engine.staging") is None:
-        return ModelChoice(None, "staging is not installed: running without sleep stages")
-    staging = importlib.import_module("engine.staging")
     if live:  # one backend and one step scheduler for all beds
-        return ModelChoice(*staging.live_processor_factory(
+        return ModelChoice(*live_processor_factory(
             config.model.checkpoint, config.model.backend, len(config.beds)))
-    return ModelChoice(*staging.processor_factory(config.model.checkpoint, config.model.backend))
+    return ModelChoice(*processor_factory(config.model.checkpoint, config.model.backend))
 
 
 def make_processors(
@@ -76,11 +72,13 @@ def make_driver(
         return EdfSource(path if path.is_absolute() else base / path, speed=speed,
                          chunk_s=chunk_s, rules=bed.channel_rules)
     if source.kind == "lsl":
-        lsl = importlib.import_module("drivers.lsl")
-        return lsl.source_from_config(opts, bed=bed, config=config, clock=clock)
+        from drivers.lsl import source_from_config as lsl_source
+
+        return lsl_source(opts, bed=bed, config=config, clock=clock)
     if source.kind == "mqtt":
-        mqtt = importlib.import_module("drivers.mqtt")
-        return mqtt.source_from_config(opts, bed=bed, config=config, clock=clock)
+        from drivers.mqtt import source_from_config as mqtt_source
+
+        return mqtt_source(opts, bed=bed, config=config, clock=clock)
     raise ConfigError([(f"beds.{bed.id}.sources", f"unknown source kind {source.kind!r}")])
 
 
@@ -91,11 +89,13 @@ def make_sink(sink: SinkConfig, config: Config) -> Sink:
     if sink.kind == "console":
         return ConsoleSink(alerts_only=bool(opts.get("alerts_only", False)))
     if sink.kind == "mqtt":
-        mqtt = importlib.import_module("drivers.mqtt")
-        return mqtt.sink_from_config(opts, config=config)
+        from drivers.mqtt import sink_from_config as mqtt_sink
+
+        return mqtt_sink(opts, config=config)
     if sink.kind == "lsl":
-        lsl = importlib.import_module("drivers.lsl")
-        return lsl.sink_from_config(opts, config=config)
+        from drivers.lsl import sink_from_config as lsl_sink
+
+        return lsl_sink(opts, config=config)
     raise ConfigError([("sinks", f"unknown sink kind {sink.kind!r}")])
 
 
@@ -168,12 +168,9 @@ def replay_config(
     base: Config | None = None, jsonl: Path | None = None,
 ) -> Config:
     """A configuration that replays one file into one bed (used by ``sleepstream replay``)."""
-    from engine.config import BedConfig as Bed
-    from engine.config import SinkConfig as SinkCfg
-    from engine.config import SourceConfig as Src
-
     base = base or Config()
-    bed_cfg = Bed(id=bed, sources=(Src("edf", {"path": str(path)}),), channel_rules=tuple(rules),
-                  alerts=base.beds[0].alerts if base.beds else base.alerts)
-    sinks = tuple(base.sinks) + ((SinkCfg("jsonl", {"path": str(jsonl)}),) if jsonl else ())
+    bed_cfg = BedConfig(id=bed, sources=(SourceConfig("edf", {"path": str(path)}),),
+                        channel_rules=tuple(rules),
+                        alerts=base.beds[0].alerts if base.beds else base.alerts)
+    sinks = tuple(base.sinks) + ((SinkConfig("jsonl", {"path": str(jsonl)}),) if jsonl else ())
     return Config(base.engine, base.model, base.mqtt, (bed_cfg,), sinks, base.alerts, base.path)

@@ -49,15 +49,12 @@ class EventBus:
         self.published = 0
 
     async def publish(self, event: Event) -> None:
+        if not self.lossless:
+            self.publish_nowait(event)
+            return
         self.published += 1
         for ch in self.channels:
-            if self.lossless:
-                await ch.queue.put(event)
-                continue
-            if ch.queue.full():
-                ch.queue.get_nowait()
-                ch.dropped += 1
-            ch.queue.put_nowait(event)
+            await ch.queue.put(event)
 
     def publish_nowait(self, event: Event) -> None:
         """Publish from a callback that cannot wait: a full queue drops its oldest event and
