@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing as mp
 import time
 import uuid
@@ -155,20 +156,21 @@ async def bench_mqtt(devices: int, port: int, warmup: float, seconds: float) -> 
     specs = [ChannelSpec(f"ch{c}", FS, None, "uV") for c in range(MQTT_CHANNELS)]
     sources = [MqttSource(broker=BrokerSettings(port=port), site=site, bed=b, channels=specs,
                           lost_after_s=60.0) for b in beds]
-    for s in sources:
-        await s.__aenter__()
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        for s in sources:
+            await stack.enter_async_context(s)
         await asyncio.gather(*(asyncio.wait_for(s.connected.wait(), 10) for s in sources))
         proc = mp.get_context("spawn").Process(
             target=_mqtt_devices, args=(port, site, beds, warmup + seconds + 30.0), daemon=True)
         proc.start()
-        rate = await _count(sources, warmup, seconds)
-    finally:
-        proc.terminate()
-        await asyncio.to_thread(proc.join, 10)
-        for s in sources:
-            await s.__aexit__(None, None, None)
-    return rate
+        stack.push_async_callback(_stop, proc)
+        return await _count(sources, warmup, seconds)
+
+
+async def _stop(proc: Any) -> None:
+    """End a device process (it would stop by itself at its deadline)."""
+    proc.terminate()
+    await asyncio.to_thread(proc.join, 10)
 
 
 def _lsl_devices(ids: list[str], seconds: float, ready: Any) -> None:
@@ -203,24 +205,17 @@ async def bench_lsl(devices: int, warmup: float, seconds: float) -> float:
     proc = ctx.Process(target=_lsl_devices, args=(ids, warmup + seconds + 30.0, ready),
                        daemon=True)
     proc.start()
-    await asyncio.to_thread(ready.wait, 30)
-    sources = [LslSource(source_id=i, timeout_s=20.0, lost_after_s=60.0, max_chunk=4096)
-               for i in ids]
-    for s in sources:
-        await s.__aenter__()
-    try:
-        rate = await _count(sources, warmup, seconds)
-    finally:
-        proc.terminate()
-        await asyncio.to_thread(proc.join, 10)
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(_stop, proc)
+        await asyncio.to_thread(ready.wait, 30)
+        sources = [LslSource(source_id=i, timeout_s=20.0, lost_after_s=60.0, max_chunk=4096)
+                   for i in ids]
         for s in sources:
-            await s.__aexit__(None, None, None)
-    return rate
+            await stack.enter_async_context(s)
+        return await _count(sources, warmup, seconds)
 
 
 def main(args: argparse.Namespace) -> int:
-    import contextlib
-
     from simulators.broker import local_mosquitto
 
     counts = [int(x) for x in str(args.devices).split(",") if x.strip()]
