@@ -81,7 +81,6 @@ class BedState:
     t_done: float = math.nan  # blocks are processed up to here
     source_alarms: dict[tuple[str, tuple[str, ...]], Alert] = field(default_factory=dict)
     alarm_count: int = 0
-    events_out: int = 0
     rejected_frames: int = 0  # frames naming channels the source never declared
 
     def add_channels(self, specs: Sequence[ChannelSpec]) -> None:
@@ -183,7 +182,6 @@ class BedState:
             "message": f"{cmd.kind} {cmd.alert_id or 'all'} by {cmd.by or 'unknown'}: "
                        + ("done" if matched else "no announced alarm matched"),
         })
-        self.events_out += len(events)
         return events
 
     def advance(self, t_now: float, grace_s: float) -> list[Event]:
@@ -209,7 +207,6 @@ class BedState:
             events.extend(self.source_event(SourceEvent(ev.code, ev.channels, t_end, False,
                                                         "source ended")))
         self.t_done = t_end
-        self.events_out += len(events)
         return events
 
     # ---- processing --------------------------------------------------------------------
@@ -245,7 +242,6 @@ class BedState:
         for p in self.processors:
             events.extend(_as_event(x) for x in p.process(block))
         self.t_done = t_end
-        self.events_out += len(events)
         return events
 
     def _channel_block(

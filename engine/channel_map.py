@@ -11,7 +11,7 @@ import fnmatch
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from engine.types import MODALITIES, Modality
+from engine.types import Modality
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +57,3 @@ def modality_of(label: str, rules: Sequence[ChannelRule] = ()) -> ChannelRule | 
         if fnmatch.fnmatchcase(key, rule.pattern.lower()):
             return rule
     return None
-
-
-def is_modality(name: str) -> bool:
-    return name in MODALITIES

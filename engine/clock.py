@@ -35,7 +35,6 @@ class ReplayClockState:
     """Replay engine clock: the data time reached so far (0 at the first sample)."""
 
     t: float = 0.0
-    wall_origin: float | None = None  # absolute start of the recording, POSIX seconds
 
     def now(self) -> float:
         return self.t

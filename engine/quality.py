@@ -72,7 +72,6 @@ class ConditionState:
     active: bool = False
     onset: float = 0.0
     count: int = 0  # conditions announced so far (for ids)
-    worst: float | None = None
 
 
 @dataclass(slots=True)

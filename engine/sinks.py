@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -105,6 +106,26 @@ class ConsoleSink:
 
     async def aclose(self) -> None:
         self.stream.flush()
+
+
+class TallySink:
+    """Counts events by type, and alarm onsets by (bed, kind, code), for run summaries."""
+
+    def __init__(self) -> None:
+        self.types: Counter[str] = Counter()
+        self.onsets: Counter[tuple[str, str, str]] = Counter()
+
+    async def emit(self, event: Event) -> None:
+        self.types[str(event.get("type", "?"))] += 1
+        if event.get("type") == "alert" and event.get("state") == "active":
+            self.onsets[(str(event.get("bed")), str(event.get("kind")), str(event["code"]))] += 1
+
+    def alarms(self, bed: str, kind: str) -> Counter[str]:
+        """Onsets per code of one bed and kind (technical or physiological)."""
+        return Counter({c: n for (b, k, c), n in self.onsets.items() if b == bed and k == kind})
+
+    async def aclose(self) -> None:
+        return None
 
 
 class MemorySink:

@@ -23,6 +23,7 @@ from drivers.edf import EdfSource, Recording, Signal, read_recording
 from engine.compose import build_engine, replay_config
 from engine.config import Config, ModelSection
 from engine.report import print_figures
+from engine.sinks import TallySink
 from engine.types import ChannelSpec, Frame
 
 GOAL_SPEEDUP_8H = 2000.0
@@ -75,24 +76,13 @@ async def _baseline(rec: Recording) -> int:
     return n
 
 
-class _Count:
-    def __init__(self) -> None:
-        self.n = 0
-
-    async def emit(self, event: dict[str, Any]) -> None:
-        self.n += 1
-
-    async def aclose(self) -> None:
-        return None
-
-
 def _engine_run(rec: Recording, no_model: bool) -> tuple[float, int, str]:
     base = Config()
     if no_model:
         base = replace(base, model=ModelSection(checkpoint="none"))
     config = replay_config(rec.path, base=base)
     source = EdfSource(rec.path, speed=None, chunk_s=30.0, recording=rec)
-    sink = _Count()
+    sink = TallySink()
     engine, beds, model = build_engine(config, live=False, extra_sinks=[sink],
                                        drivers={"replay": [source]})
     t0 = time.perf_counter()
@@ -100,7 +90,7 @@ def _engine_run(rec: Recording, no_model: bool) -> tuple[float, int, str]:
     wall = time.perf_counter() - t0
     if beds[0].failed:
         raise RuntimeError(f"bench night failed: {beds[0].failed}")
-    return wall, sink.n, model.description
+    return wall, sum(sink.types.values()), model.description
 
 
 def _best(fn: Any, repeat: int) -> Any:

@@ -7,7 +7,7 @@ import asyncio
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -15,8 +15,7 @@ from drivers.edf import EdfSource, read_recording
 from engine.compose import build_engine, replay_config
 from engine.config import Config, ModelSection, load_config
 from engine.pipeline import BedRuntime
-from engine.protocols import Event
-from engine.sinks import ConsoleSink
+from engine.sinks import ConsoleSink, TallySink
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -31,24 +30,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no events on the console")
     p.add_argument("--alerts-only", action="store_true", help="console shows alerts only")
     p.add_argument("--bed", default="replay", help="bed id in events (default: replay)")
-
-
-@dataclass(slots=True)
-class Tally:
-    """Counts the events of a run for the summary."""
-
-    counts: Counter[str] = field(default_factory=Counter)
-    technical: Counter[str] = field(default_factory=Counter)
-    physiological: Counter[str] = field(default_factory=Counter)
-
-    async def emit(self, event: Event) -> None:
-        self.counts[event.get("type", "?")] += 1
-        if event.get("type") == "alert" and event.get("state") == "active":
-            target = self.technical if event.get("kind") == "technical" else self.physiological
-            target[event["code"]] += 1
-
-    async def aclose(self) -> None:
-        return None
 
 
 class Progress:
@@ -86,7 +67,7 @@ def main(args: argparse.Namespace) -> int:
     speed = None if args.max_speed else args.speed
     source = EdfSource(args.path, speed=speed, chunk_s=1.0 if speed and speed < 100 else 30.0,
                        recording=recording)
-    tally = Tally()
+    tally = TallySink()
     extra: list[Any] = [tally]
     if not args.quiet:
         extra.append(ConsoleSink(alerts_only=args.alerts_only))
@@ -111,7 +92,9 @@ def main(args: argparse.Namespace) -> int:
     return 1 if beds[0].failed else 0
 
 
-def print_summary(duration: float, wall: float, bed: BedRuntime, tally: Tally, out: TextIO) -> None:
+def print_summary(
+    duration: float, wall: float, bed: BedRuntime, tally: TallySink, out: TextIO
+) -> None:
     w = out.write
     w("\n== replay summary ==\n")
     w(f"time replayed   {duration:.0f} s ({duration / 3600:.2f} h) in {wall:.2f} s wall, "
@@ -122,10 +105,15 @@ def print_summary(duration: float, wall: float, bed: BedRuntime, tally: Tally, o
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(s["invalid_by_reason"].items())) or "-"
         w(f"{name[:22]:<22} {s['fs']:>6g} {s['samples_in']:>12} {s['filled']:>11} "
           f"{s['invalid']:>8}  {reasons}\n")
-    tech = ", ".join(f"{k} x{v}" for k, v in sorted(tally.technical.items())) or "none"
-    phys = ", ".join(f"{k} x{v}" for k, v in sorted(tally.physiological.items())) or "none"
+    name = bed.state.bed
+    tech = _counts(tally.alarms(name, "technical"))
+    phys = _counts(tally.alarms(name, "physiological"))
     w(f"technical alarms      {tech}\n")
     w(f"physiological alarms  {phys}\n")
-    w(f"stage events          {tally.counts.get('stage', 0)}\n")
+    w(f"stage events          {tally.types.get('stage', 0)}\n")
     if bed.failed:
         w(f"BED FAILED: {bed.failed}\n")
+
+
+def _counts(counter: Counter[str]) -> str:
+    return ", ".join(f"{k} x{v}" for k, v in sorted(counter.items())) or "none"

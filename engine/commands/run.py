@@ -12,14 +12,13 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import TextIO
 
 from engine.compose import build_engine
 from engine.config import load_config
 from engine.pipeline import BedRuntime
-from engine.protocols import Event
+from engine.sinks import TallySink
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -27,23 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seconds", type=float, help="stop after this many seconds")
 
 
-class AlarmTally:
-    """Counts technical and physiological alarm onsets for the closing summary."""
-
-    def __init__(self) -> None:
-        self.onsets: Counter[tuple[str, str, str]] = Counter()
-
-    async def emit(self, event: Event) -> None:
-        if event.get("type") == "alert" and event.get("state") == "active":
-            self.onsets[(str(event.get("bed")), str(event.get("kind")), str(event["code"]))] += 1
-
-    async def aclose(self) -> None:
-        return None
-
-
 async def run(config_path: Path, seconds: float | None) -> list[BedRuntime]:
     config = load_config(config_path)
-    tally = AlarmTally()
+    tally = TallySink()
     engine, beds, model = build_engine(config, live=True, extra_sinks=[tally])
     print(f"sleepstream run: {len(beds)} bed(s), {len(config.sinks)} sink(s); "
           f"{model.description}", file=sys.stderr)
@@ -63,7 +48,7 @@ async def run(config_path: Path, seconds: float | None) -> list[BedRuntime]:
     return beds
 
 
-def print_summary(beds: list[BedRuntime], tally: AlarmTally, out: TextIO) -> None:
+def print_summary(beds: list[BedRuntime], tally: TallySink, out: TextIO) -> None:
     out.write("\n== run summary ==\n")
     for bed in beds:
         out.write(f"bed {bed.state.bed}: {bed.frames_in} frames in, {bed.frames_dropped} "
