@@ -81,6 +81,7 @@ class ChannelQualityState:
     clip_run: int = 0
     last_value: float = float("nan")
     conditions: dict[str, ConditionState] = field(default_factory=dict)
+    specs: dict[str, ConditionSpec] = field(default_factory=dict)  # this channel's conditions
     bad_samples: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -89,7 +90,14 @@ class ChannelQualityState:
 
 
 def new_state(spec: ChannelSpec) -> ChannelQualityState:
-    return ChannelQualityState(spec, conditions={code: ConditionState() for code in CONDITIONS})
+    specs = dict(CONDITIONS)
+    # flatline: the modality's window is the condition delay; the onset is dated back to the
+    # start of the run of repeats
+    specs["flatline"] = replace(CONDITIONS["flatline"],
+                                delay_s=FLATLINE_S.get(spec.modality or "", 0.0),
+                                lookback_s=_flat_min(spec.fs) / spec.fs)
+    return ChannelQualityState(spec, conditions={code: ConditionState() for code in specs},
+                               specs=specs)
 
 
 def _run_lengths(same: BoolArray, carried: int) -> np.ndarray:
@@ -238,19 +246,14 @@ def step(
         cond = state.conditions[code]
         if not cond.active and not cond.run_value and not condition.any():
             continue
-        cspec = CONDITIONS[code]
-        if code == "flatline":
-            cspec = replace(cspec, delay_s=FLATLINE_S.get(spec.modality or "", 0.0),
-                            lookback_s=_flat_min(spec.fs) / spec.fs)
-        for tr in _transitions(cond, cspec, condition, t0, spec.fs):
+        for tr in _transitions(cond, state.specs[code], condition, t0, spec.fs):
             alerts.append(_alert(state, bed, code, tr))
     return QualityResult(ok, tuple(alerts), counts)
 
 
 def _alert(state: ChannelQualityState, bed: str, code: str, tr: Transition) -> Alert:
-    spec = CONDITIONS[code]
+    spec = state.specs[code]
     ch = state.spec.name
-    flat_s = FLATLINE_S.get(state.spec.modality or "", 0.0)
     return Alert(
         bed=bed,
         id=f"{bed}/{ch}/{code}/{tr.number}",
@@ -263,7 +266,7 @@ def _alert(state: ChannelQualityState, bed: str, code: str, tr: Transition) -> A
         value=None,
         message=spec.message.format(ch=ch),
         channels=(ch,),
-        delay_s=flat_s if code == "flatline" else spec.delay_s,
+        delay_s=spec.delay_s,
         emitted_at=tr.t_announce,
     )
 
