@@ -24,8 +24,8 @@ from typing import Any, Literal
 import msgpack
 import numpy as np
 
-from engine.errors import PayloadError
-from engine.types import BoolArray, F32Array
+from sleepstream.engine.errors import PayloadError
+from sleepstream.engine.types import BoolArray, F32Array
 
 SCHEMA_VERSION = 1
 

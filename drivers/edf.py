@@ -19,10 +19,10 @@ from pathlib import Path
 import edfio
 import numpy as np
 
-from engine.channel_map import ChannelRule, modality_of
-from engine.errors import RecordingError
-from engine.protocols import SourceEvent
-from engine.types import BoolArray, ChannelSpec, F32Array, Frame
+from sleepstream.engine.channel_map import ChannelRule, modality_of
+from sleepstream.engine.errors import RecordingError
+from sleepstream.engine.protocols import SourceEvent
+from sleepstream.engine.types import BoolArray, ChannelSpec, F32Array, Frame
 
 log = logging.getLogger(__name__)
 

@@ -32,13 +32,13 @@ from typing import Any, Literal
 import numpy as np
 import pylsl
 
-from drivers.outbox import Item, Outbox
-from drivers.runs import sensor_off_events
-from engine.channel_map import ChannelRule, modality_of
-from engine.clock import EngineClock, MonotonicClock
-from engine.errors import SourceError, SourceNotFoundError
-from engine.protocols import Event, SourceEvent
-from engine.types import ChannelSpec, Frame
+from sleepstream.drivers.outbox import Item, Outbox
+from sleepstream.drivers.runs import sensor_off_events
+from sleepstream.engine.channel_map import ChannelRule, modality_of
+from sleepstream.engine.clock import EngineClock, MonotonicClock
+from sleepstream.engine.errors import SourceError, SourceNotFoundError
+from sleepstream.engine.protocols import Event, SourceEvent
+from sleepstream.engine.types import ChannelSpec, Frame
 
 log = logging.getLogger(__name__)
 

@@ -41,15 +41,21 @@ from typing import Any
 import aiomqtt
 import numpy as np
 
-from drivers.codecs import DEFAULT_LIMITS, CodecLimits, Packet, decode_packet
-from drivers.mqtt_common import BrokerSettings, bed_topic, channel_of, check_segment, data_topic
-from drivers.outbox import Outbox
-from drivers.runs import sensor_off_events
-from drivers.sequence import Segment, SequenceState
-from engine.clock import EngineClock, MonotonicClock
-from engine.errors import PayloadError
-from engine.protocols import Event, SourceEvent
-from engine.types import ChannelSpec, Frame
+from sleepstream.drivers.codecs import DEFAULT_LIMITS, CodecLimits, Packet, decode_packet
+from sleepstream.drivers.mqtt_common import (
+    BrokerSettings,
+    bed_topic,
+    channel_of,
+    check_segment,
+    data_topic,
+)
+from sleepstream.drivers.outbox import Outbox
+from sleepstream.drivers.runs import sensor_off_events
+from sleepstream.drivers.sequence import Segment, SequenceState
+from sleepstream.engine.clock import EngineClock, MonotonicClock
+from sleepstream.engine.errors import PayloadError
+from sleepstream.engine.protocols import Event, SourceEvent
+from sleepstream.engine.types import ChannelSpec, Frame
 
 log = logging.getLogger(__name__)
 
@@ -444,11 +450,11 @@ def broker_from_config(config: Any) -> BrokerSettings:
 def channel_from_table(item: Any, rules: Sequence[Any]) -> ChannelSpec:
     """A declared channel: ``{name = "SpO2", fs = 1.0, unit = "%"}`` (modality from the rules,
     or ``modality = "spo2"``)."""
-    from engine.channel_map import modality_of
+    from sleepstream.engine.channel_map import modality_of
 
     if not isinstance(item, dict) or not isinstance(item.get("name"), str):
         raise ValueError(f"an MQTT channel needs a table with name and fs, got {item!r}")
-    from engine.types import MODALITIES
+    from sleepstream.engine.types import MODALITIES
 
     rule = modality_of(item["name"], rules)
     modality = item.get("modality", rule.modality if rule else None)

@@ -18,10 +18,10 @@ from typing import Any
 
 import aiomqtt
 
-from drivers.mqtt_common import BrokerSettings, bed_topic, check_segment
-from engine.clock import EngineClock, MonotonicClock
-from engine.errors import PayloadError, SourceError
-from engine.types import Command
+from sleepstream.drivers.mqtt_common import BrokerSettings, bed_topic, check_segment
+from sleepstream.engine.clock import EngineClock, MonotonicClock
+from sleepstream.engine.errors import PayloadError, SourceError
+from sleepstream.engine.types import Command
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import aiomqtt
 
-from engine.errors import PayloadError
+from sleepstream.engine.errors import PayloadError
 
 TOPIC_ROOT = "sleepstream/v1"
 _SEGMENT = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")

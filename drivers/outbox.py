@@ -13,8 +13,8 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
 
-from engine.protocols import SourceEvent
-from engine.types import Frame
+from sleepstream.engine.protocols import SourceEvent
+from sleepstream.engine.types import Frame
 
 Item = Frame | SourceEvent
 

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from engine.protocols import SourceEvent
-from engine.types import BoolArray, FloatArray
+from sleepstream.engine.protocols import SourceEvent
+from sleepstream.engine.types import BoolArray, FloatArray
 
 
 def sensor_off_events(

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.types import BoolArray, F32Array
+from sleepstream.engine.types import BoolArray, F32Array
 
 
 @dataclass(frozen=True, slots=True)

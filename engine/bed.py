@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from engine import quality, resample
-from engine import ring_buffer as rb
-from engine.protocols import Block, BlockProcessor, ChannelBlock, Event, SourceEvent
-from engine.types import (
+from sleepstream.engine import quality, resample
+from sleepstream.engine import ring_buffer as rb
+from sleepstream.engine.protocols import Block, BlockProcessor, ChannelBlock, Event, SourceEvent
+from sleepstream.engine.types import (
     MODEL_RATES,
     Alert,
     AlertKind,

@@ -11,7 +11,7 @@ import fnmatch
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from engine.types import Modality
+from sleepstream.engine.types import Modality
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from engine.alerts.config import DEFAULT as DEFAULT_ALERTS
-from engine.alerts.config import AlertConfig, parse_alerts_table
-from engine.channel_map import ChannelRule
-from engine.errors import ConfigError
-from engine.types import MODALITIES
+from sleepstream.engine.alerts.config import DEFAULT as DEFAULT_ALERTS
+from sleepstream.engine.alerts.config import AlertConfig, parse_alerts_table
+from sleepstream.engine.channel_map import ChannelRule
+from sleepstream.engine.errors import ConfigError
+from sleepstream.engine.types import MODALITIES
 
 T = TypeVar("T")
 Problems = list[tuple[str, str]]

@@ -22,10 +22,10 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.bed import BedState
-from engine.clock import EngineClock
-from engine.protocols import Driver, Event, Sink, SourceEvent
-from engine.types import Command, Frame
+from sleepstream.engine.bed import BedState
+from sleepstream.engine.clock import EngineClock
+from sleepstream.engine.protocols import Driver, Event, Sink, SourceEvent
+from sleepstream.engine.types import Command, Frame
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from engine.types import Alert, BoolArray, ChannelSpec, F32Array, Frame, StageEstimate
+from sleepstream.engine.types import Alert, BoolArray, ChannelSpec, F32Array, Frame, StageEstimate
 
 Event = dict[str, Any]
 

@@ -23,7 +23,15 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from engine.types import Alert, AlertKind, AlertState, BoolArray, ChannelSpec, F32Array, Priority
+from sleepstream.engine.types import (
+    Alert,
+    AlertKind,
+    AlertState,
+    BoolArray,
+    ChannelSpec,
+    F32Array,
+    Priority,
+)
 
 WAVEFORMS = frozenset({"eeg", "eog", "emg", "ecg", "resp", "ppg", "acc"})
 

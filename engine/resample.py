@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.signal import firwin
 
-from engine.types import BoolArray, F32Array
+from sleepstream.engine.types import BoolArray, F32Array
 
 F64 = npt.NDArray[np.float64]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.types import BoolArray, F32Array, FloatArray
+from sleepstream.engine.types import BoolArray, F32Array, FloatArray
 
 
 @dataclass(slots=True)

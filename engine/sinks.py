@@ -12,8 +12,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, TextIO
 
-from engine.errors import SinkError
-from engine.protocols import Event
+from sleepstream.engine.errors import SinkError
+from sleepstream.engine.protocols import Event
 
 
 def _clock(t: float | None) -> str:

@@ -8,10 +8,10 @@ from typing import Any
 
 import torch
 
-from models import checkpoint
-from models.config import Bundle, ModelConfig, bundle_from_dict, to_dict
-from models.rq_transformer import RQTransformer
-from models.tokenizer import Tokenizer
+from sleepstream.models import checkpoint
+from sleepstream.models.config import Bundle, ModelConfig, bundle_from_dict, to_dict
+from sleepstream.models.rq_transformer import RQTransformer
+from sleepstream.models.tokenizer import Tokenizer
 
 
 @dataclass(slots=True)

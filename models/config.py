@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.types import MODALITIES, MODEL_RATES
+from sleepstream.engine.types import MODALITIES, MODEL_RATES
 
 # Seconds of left context each modality's encoder sees besides the current second.
 DEFAULT_CONTEXT_S: dict[str, int] = {"spo2": 7, "hr": 7}

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import resample_poly
 
-from drivers.edf import VALID_RANGES, Recording, read_recording
-from engine.types import MODEL_RATES, STAGES
+from sleepstream.drivers.edf import VALID_RANGES, Recording, read_recording
+from sleepstream.engine.types import MODEL_RATES, STAGES
 
 log = logging.getLogger(__name__)
 

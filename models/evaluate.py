@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.types import STAGES
-from models.rq_transformer import RQTransformer
-from models.train import Tokenized, epoch_logits
+from sleepstream.engine.types import STAGES
+from sleepstream.models.rq_transformer import RQTransformer
+from sleepstream.models.train import Tokenized, epoch_logits
 
 FOUR = ("W", "light", "deep", "REM")
 TO_FOUR = np.array([0, 1, 1, 2, 3])  # W, N1, N2 -> light, N3 -> deep, REM

@@ -15,11 +15,11 @@ from typing import Any
 
 import torch
 
-from models.bundle import Trained
-from models.config import to_dict
-from models.kv_cache import new_cache
-from models.rq_transformer import StreamingStep
-from models.tokenizer import TokenizerExport
+from sleepstream.models.bundle import Trained
+from sleepstream.models.config import to_dict
+from sleepstream.models.kv_cache import new_cache
+from sleepstream.models.rq_transformer import StreamingStep
+from sleepstream.models.tokenizer import TokenizerExport
 
 RUNTIME_VERSION = 1
 STEP_INPUTS = ["codes", "presence", "k_cache", "v_cache", "pos", "prev_h"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from models.config import ModelConfig
+from sleepstream.models.config import ModelConfig
 
 
 @dataclass(slots=True)

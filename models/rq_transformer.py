@@ -22,8 +22,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.config import ModelConfig
-from models.kv_cache import KVCacheState, filled_slots, ring_write
+from sleepstream.models.config import ModelConfig
+from sleepstream.models.kv_cache import KVCacheState, filled_slots, ring_write
 
 
 def rope(pos: torch.Tensor, head_dim: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -22,8 +22,8 @@ import math
 import torch
 import torch.nn as nn
 
-from models.kv_cache import ring_write
-from models.rq_transformer import RQTransformer, apply_rope, rope, surprise_of
+from sleepstream.models.kv_cache import ring_write
+from sleepstream.models.rq_transformer import RQTransformer, apply_rope, rope, surprise_of
 
 SERVING_INPUTS_HEAD = ["codes", "presence", "pos", "prev_h"]
 SERVING_OUTPUTS_HEAD = ["embedding", "stage_logits", "surprise"]

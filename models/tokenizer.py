@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.config import TokenizerConfig
+from sleepstream.models.config import TokenizerConfig
 
 CLIP = 8.0  # normalized samples are clipped to +-CLIP
 

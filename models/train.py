@@ -17,10 +17,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models.config import ModelConfig, TokenizerConfig
-from models.data import Night
-from models.rq_transformer import RQTransformer
-from models.tokenizer import CLIP, Tokenizer
+from sleepstream.models.config import ModelConfig, TokenizerConfig
+from sleepstream.models.data import Night
+from sleepstream.models.rq_transformer import RQTransformer
+from sleepstream.models.tokenizer import CLIP, Tokenizer
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.errors import SourceError
+from sleepstream.engine.errors import SourceError
 
 
 class MosquittoMissing(SourceError):

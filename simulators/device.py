@@ -24,10 +24,10 @@ from typing import Protocol
 import aiomqtt
 import numpy as np
 
-from drivers.codecs import encode_packet
-from drivers.mqtt_common import BrokerSettings, data_topic, topic_safe
-from engine.types import BoolArray, F32Array
-from simulators.faults import NO_FAULTS, Fault, FaultSchedule
+from sleepstream.drivers.codecs import encode_packet
+from sleepstream.drivers.mqtt_common import BrokerSettings, data_topic, topic_safe
+from sleepstream.engine.types import BoolArray, F32Array
+from sleepstream.simulators.faults import NO_FAULTS, Fault, FaultSchedule
 
 log = logging.getLogger(__name__)
 

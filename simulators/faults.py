@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import ConfigError
-from engine.types import BoolArray, FloatArray
+from sleepstream.engine.errors import ConfigError
+from sleepstream.engine.types import BoolArray, FloatArray
 
 FAULT_KINDS = (
     "sensor_off", "packet_loss", "duplicate", "reorder", "jitter", "clock_jump",

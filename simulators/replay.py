@@ -11,9 +11,9 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
-from drivers.edf import Recording, read_recording
-from drivers.mqtt_common import BrokerSettings, topic_safe
-from simulators.device import (
+from sleepstream.drivers.edf import Recording, read_recording
+from sleepstream.drivers.mqtt_common import BrokerSettings, topic_safe
+from sleepstream.simulators.device import (
     BrokerControl,
     LslDevice,
     MqttDevice,
@@ -22,7 +22,7 @@ from simulators.device import (
     play,
     rate_groups,
 )
-from simulators.faults import NO_FAULTS, FaultSchedule
+from sleepstream.simulators.faults import NO_FAULTS, FaultSchedule
 
 
 def signals_of(rec: Recording, *, labels: Sequence[str] = (), mqtt_names: bool = False

@@ -10,9 +10,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from drivers.mqtt_common import BrokerSettings
-from simulators.device import BrokerControl, MqttDevice, PlayStats, SimSignal, play, rate_groups
-from simulators.faults import NO_FAULTS, FaultSchedule
+from sleepstream.drivers.mqtt_common import BrokerSettings
+from sleepstream.simulators.device import (
+    BrokerControl,
+    MqttDevice,
+    PlayStats,
+    SimSignal,
+    play,
+    rate_groups,
+)
+from sleepstream.simulators.faults import NO_FAULTS, FaultSchedule
 
 
 def wearable_signals(duration_s: float, *, seed: int = 0) -> list[SimSignal]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from simulators.broker import Mosquitto, MosquittoMissing, free_port, running_broker
+from sleepstream.simulators.broker import Mosquitto, MosquittoMissing, free_port, running_broker
 
 __all__ = ["Mosquitto", "free_port", "running_mosquitto"]
 

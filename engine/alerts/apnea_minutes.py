@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from engine.alerts.series import window_percentile
-from engine.types import FloatArray
+from sleepstream.engine.alerts.series import window_percentile
+from sleepstream.engine.types import FloatArray
 
 WINDOW_S = 600  # trailing seconds each decision looks at
 MINUTE_S = 60

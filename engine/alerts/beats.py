@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal as sps
 
-from engine.types import BoolArray, F32Array, FloatArray
+from sleepstream.engine.types import BoolArray, F32Array, FloatArray
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,8 +28,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from engine.alerts.config import RuleConfig
-from engine.types import Alert, AlertKind, AlertState, FloatArray, Priority
+from sleepstream.engine.alerts.config import RuleConfig
+from sleepstream.engine.types import Alert, AlertKind, AlertState, FloatArray, Priority
 
 Criterion = npt.NDArray[np.int8]  # 1 met, 0 not met, -1 unknown
 

@@ -33,7 +33,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from engine.types import Priority
+from sleepstream.engine.types import Priority
 
 
 @dataclass(frozen=True, slots=True)

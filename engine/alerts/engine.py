@@ -21,13 +21,17 @@ from typing import Any
 
 import numpy as np
 
-from engine.alerts import apnea_minutes as am
-from engine.alerts import heart, respiration, spo2
-from engine.alerts.condition import ConditionState, acknowledge_condition, tick_condition
-from engine.alerts.config import DEFAULT, AlertConfig
-from engine.alerts.series import per_second, usable
-from engine.protocols import Block, ChannelBlock
-from engine.types import Alert, StageEstimate
+from sleepstream.engine.alerts import apnea_minutes as am
+from sleepstream.engine.alerts import heart, respiration, spo2
+from sleepstream.engine.alerts.condition import (
+    ConditionState,
+    acknowledge_condition,
+    tick_condition,
+)
+from sleepstream.engine.alerts.config import DEFAULT, AlertConfig
+from sleepstream.engine.alerts.series import per_second, usable
+from sleepstream.engine.protocols import Block, ChannelBlock
+from sleepstream.engine.types import Alert, StageEstimate
 
 Event = dict[str, Any]
 AIRFLOW_HINTS = ("flow", "nasal", "pressure", "therm")

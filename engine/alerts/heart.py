@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.alerts import beats as beat_mod
-from engine.alerts.condition import ConditionState, new_condition, step_condition
-from engine.alerts.config import AlertConfig
-from engine.alerts.series import tri
-from engine.types import Alert, BoolArray, FloatArray
+from sleepstream.engine.alerts import beats as beat_mod
+from sleepstream.engine.alerts.condition import ConditionState, new_condition, step_condition
+from sleepstream.engine.alerts.config import AlertConfig
+from sleepstream.engine.alerts.series import tri
+from sleepstream.engine.types import Alert, BoolArray, FloatArray
 
 RR_WINDOW = 64
 MAX_BEAT_AGE_S = 4.0

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.alerts.condition import Criterion
-from engine.protocols import ChannelBlock
-from engine.types import BoolArray, FloatArray
+from sleepstream.engine.alerts.condition import Criterion
+from sleepstream.engine.protocols import ChannelBlock
+from sleepstream.engine.types import BoolArray, FloatArray
 
 
 def usable(cb: ChannelBlock, technical: frozenset[str]) -> BoolArray:

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.alerts.condition import ConditionState, new_condition, step_condition
-from engine.alerts.config import AlertConfig
-from engine.alerts.series import tri, window_percentile
-from engine.types import Alert, FloatArray
+from sleepstream.engine.alerts.condition import ConditionState, new_condition, step_condition
+from sleepstream.engine.alerts.config import AlertConfig
+from sleepstream.engine.alerts.series import tri, window_percentile
+from sleepstream.engine.types import Alert, FloatArray
 
 
 @dataclass(slots=True)

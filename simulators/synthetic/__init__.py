@@ -5,7 +5,7 @@ nights, EEG, EOG, EMG, ECG, PPG, HR, airflow, effort, SpO2, accelerometer) and `
 stores it as EDF+ with annotations plus a JSON sidecar.
 """
 
-from simulators.synthetic.night import Night, simulate_night, write_night
-from simulators.synthetic.profiles import PROFILES, Profile, get_profile
+from sleepstream.simulators.synthetic.night import Night, simulate_night, write_night
+from sleepstream.simulators.synthetic.profiles import PROFILES, Profile, get_profile
 
 __all__ = ["PROFILES", "Night", "Profile", "get_profile", "simulate_night", "write_night"]

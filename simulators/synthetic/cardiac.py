@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulators.synthetic.events import Event
-from simulators.synthetic.hypnogram import EPOCH_S, IntArray
-from simulators.synthetic.noise import (
+from sleepstream.simulators.synthetic.events import Event
+from sleepstream.simulators.synthetic.hypnogram import EPOCH_S, IntArray
+from sleepstream.simulators.synthetic.noise import (
     FloatArray,
     band_noise,
     epoch_envelope,

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulators.synthetic.hypnogram import EPOCH_S, N3, IntArray
-from simulators.synthetic.noise import (
+from sleepstream.simulators.synthetic.hypnogram import EPOCH_S, N3, IntArray
+from sleepstream.simulators.synthetic.noise import (
     FloatArray,
     band_noise,
     epoch_envelope,

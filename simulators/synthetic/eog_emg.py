@@ -12,8 +12,8 @@ import logging
 
 import numpy as np
 
-from simulators.synthetic.hypnogram import EPOCH_S, REM, IntArray, W
-from simulators.synthetic.noise import (
+from sleepstream.simulators.synthetic.hypnogram import EPOCH_S, REM, IntArray, W
+from sleepstream.simulators.synthetic.noise import (
     FloatArray,
     band_noise,
     epoch_envelope,

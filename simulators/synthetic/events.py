@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulators.synthetic.hypnogram import EPOCH_S, REM, IntArray, W
-from simulators.synthetic.profiles import Profile
+from sleepstream.simulators.synthetic.hypnogram import EPOCH_S, REM, IntArray, W
+from sleepstream.simulators.synthetic.profiles import Profile
 
 log = logging.getLogger(__name__)
 

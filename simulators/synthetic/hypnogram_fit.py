@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from drivers.edf import read_recording
-from simulators.synthetic.hypnogram import (
+from sleepstream.drivers.edf import read_recording
+from sleepstream.simulators.synthetic.hypnogram import (
     EPOCH_S,
     MAX_CYCLE_INDEX,
     N_CYCLE_GROUPS,

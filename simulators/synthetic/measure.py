@@ -13,8 +13,8 @@ import logging
 import numpy as np
 from scipy import ndimage, signal
 
-from simulators.synthetic.hypnogram import EPOCH_S, STAGE_NAMES, IntArray, W
-from simulators.synthetic.noise import FloatArray, smooth
+from sleepstream.simulators.synthetic.hypnogram import EPOCH_S, STAGE_NAMES, IntArray, W
+from sleepstream.simulators.synthetic.noise import FloatArray, smooth
 
 log = logging.getLogger(__name__)
 

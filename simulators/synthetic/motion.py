@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulators.synthetic.events import Event
-from simulators.synthetic.hypnogram import EPOCH_S, IntArray, W, runs
-from simulators.synthetic.noise import FloatArray, epoch_envelope, interval_mask, smooth
+from sleepstream.simulators.synthetic.events import Event
+from sleepstream.simulators.synthetic.hypnogram import EPOCH_S, IntArray, W, runs
+from sleepstream.simulators.synthetic.noise import FloatArray, epoch_envelope, interval_mask, smooth
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from typing import Any
 import edfio
 import numpy as np
 
-from engine.errors import SinkError
-from simulators.synthetic import cardiac, eeg, eog_emg, motion, respiration
-from simulators.synthetic.events import (
+from sleepstream.engine.errors import SinkError
+from sleepstream.simulators.synthetic import cardiac, eeg, eog_emg, motion, respiration
+from sleepstream.simulators.synthetic.events import (
     AF,
     AROUSAL,
     CENTRAL,
@@ -28,7 +28,7 @@ from simulators.synthetic.events import (
     NightEvents,
     schedule_events,
 )
-from simulators.synthetic.hypnogram import (
+from sleepstream.simulators.synthetic.hypnogram import (
     EPOCH_S,
     STAGE_NAMES,
     HypnogramModel,
@@ -37,9 +37,9 @@ from simulators.synthetic.hypnogram import (
     generate_hypnogram,
     load_model,
 )
-from simulators.synthetic.motion import PositionChange
-from simulators.synthetic.noise import FloatArray, interval_mask, place
-from simulators.synthetic.profiles import Profile
+from sleepstream.simulators.synthetic.motion import PositionChange
+from sleepstream.simulators.synthetic.noise import FloatArray, interval_mask, place
+from sleepstream.simulators.synthetic.profiles import Profile
 
 log = logging.getLogger(__name__)
 

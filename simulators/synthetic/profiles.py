@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine.errors import ConfigError
-from simulators.synthetic.hypnogram import HypnogramModifiers
+from sleepstream.engine.errors import ConfigError
+from sleepstream.simulators.synthetic.hypnogram import HypnogramModifiers
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulators.synthetic.events import CENTRAL, HYPOPNEA, OBSTRUCTIVE, Event
-from simulators.synthetic.hypnogram import EPOCH_S, REM, IntArray
-from simulators.synthetic.noise import (
+from sleepstream.simulators.synthetic.events import CENTRAL, HYPOPNEA, OBSTRUCTIVE, Event
+from sleepstream.simulators.synthetic.hypnogram import EPOCH_S, REM, IntArray
+from sleepstream.simulators.synthetic.noise import (
     FloatArray,
     epoch_envelope,
     interval_level,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from engine.cli import main as cli_main
+from sleepstream.engine.app.cli import main as cli_main
 from tests.peers import Mosquitto
 
 

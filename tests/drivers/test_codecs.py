@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.codecs import REASONS, CodecLimits, decode_packet, encode_packet
-from engine.errors import PayloadError
+from sleepstream.drivers.codecs import REASONS, CodecLimits, decode_packet, encode_packet
+from sleepstream.engine.errors import PayloadError
 
 
 def test_round_trip_bytes_and_list() -> None:

@@ -8,10 +8,10 @@ import edfio
 import numpy as np
 import pytest
 
-from drivers.edf import EdfSource, parse_stage, read_recording
-from engine.channel_map import ChannelRule
-from engine.errors import RecordingError
-from engine.types import Frame
+from sleepstream.drivers.edf import EdfSource, parse_stage, read_recording
+from sleepstream.engine.channel_map import ChannelRule
+from sleepstream.engine.errors import RecordingError
+from sleepstream.engine.types import Frame
 
 
 def _write_edf(path, *, seconds=20, discontinuous_after=None, gap_s=0):

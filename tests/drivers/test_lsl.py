@@ -10,10 +10,10 @@ import numpy as np
 import pylsl
 import pytest
 
-from drivers.lsl import LslMarkerSink, LslSource
-from engine.errors import SourceNotFoundError
-from engine.protocols import SourceEvent
-from engine.types import Frame
+from sleepstream.drivers.lsl import LslMarkerSink, LslSource
+from sleepstream.engine.errors import SourceNotFoundError
+from sleepstream.engine.protocols import SourceEvent
+from sleepstream.engine.types import Frame
 
 FS = 100.0
 

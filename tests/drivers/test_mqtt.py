@@ -9,11 +9,11 @@ import uuid
 import aiomqtt
 import numpy as np
 
-from drivers.codecs import encode_packet
-from drivers.mqtt import MqttSink, MqttSource
-from drivers.mqtt_common import BrokerSettings, data_topic
-from engine.protocols import SourceEvent
-from engine.types import ChannelSpec, Frame
+from sleepstream.drivers.codecs import encode_packet
+from sleepstream.drivers.mqtt import MqttSink, MqttSource
+from sleepstream.drivers.mqtt_common import BrokerSettings, data_topic
+from sleepstream.engine.protocols import SourceEvent
+from sleepstream.engine.types import ChannelSpec, Frame
 from tests.peers import Mosquitto
 
 FS = 16.0

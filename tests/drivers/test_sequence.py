@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.sequence import Segment, SequenceState
+from sleepstream.drivers.sequence import Segment, SequenceState
 
 
 def _packets(n_packets: int, size: int) -> list[Segment]:

@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from engine.compose import build_engine, make_driver
-from engine.config import Config, parse_config
-from engine.pipeline import BedRuntime, Engine
-from engine.protocols import Driver, Event, SourceEvent
-from engine.types import ChannelSpec, Frame
+from sleepstream.engine.app.compose import build_engine, make_driver
+from sleepstream.engine.config import Config, parse_config
+from sleepstream.engine.pipeline import BedRuntime, Engine
+from sleepstream.engine.protocols import Driver, Event, SourceEvent
+from sleepstream.engine.types import ChannelSpec, Frame
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "engine.toml"

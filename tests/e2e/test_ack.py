@@ -8,14 +8,14 @@ import asyncio
 import numpy as np
 import pytest
 
-from drivers.mqtt_commands import decode_ack
-from engine.cli import main as cli_main
-from engine.clock import MonotonicClock
-from engine.compose import build_engine
-from engine.config import parse_config
-from engine.errors import PayloadError
-from engine.sinks import MemorySink
-from engine.types import ChannelSpec, Frame
+from sleepstream.drivers.mqtt_commands import decode_ack
+from sleepstream.engine.app.cli import main as cli_main
+from sleepstream.engine.app.compose import build_engine
+from sleepstream.engine.clock import MonotonicClock
+from sleepstream.engine.config import parse_config
+from sleepstream.engine.errors import PayloadError
+from sleepstream.engine.sinks import MemorySink
+from sleepstream.engine.types import ChannelSpec, Frame
 
 SPO2 = ChannelSpec("SpO2", 1.0, "spo2", "%", 0.0, 100.0, 50.0, 100.5)
 

@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from drivers.edf import read_recording
-from drivers.mqtt_common import BrokerSettings, data_topic
-from simulators.faults import parse_faults
-from simulators.replay import replay_to_lsl
-from simulators.wearable import run_wearable
+from sleepstream.drivers.edf import read_recording
+from sleepstream.drivers.mqtt_common import BrokerSettings, data_topic
+from sleepstream.simulators.faults import parse_faults
+from sleepstream.simulators.replay import replay_to_lsl
+from sleepstream.simulators.wearable import run_wearable
 from tests.e2e.harness import NAP, LiveRun, Tap, example_config, run_live, wait_subscribed
 from tests.peers import Mosquitto
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from drivers.edf import read_recording
-from drivers.mqtt_common import BrokerSettings
-from simulators.replay import replay_to_lsl
-from simulators.wearable import run_wearable
+from sleepstream.drivers.edf import read_recording
+from sleepstream.drivers.mqtt_common import BrokerSettings
+from sleepstream.simulators.replay import replay_to_lsl
+from sleepstream.simulators.wearable import run_wearable
 from tests.e2e.harness import EXAMPLE, NAP, ROOT
 from tests.peers import Mosquitto
 
@@ -49,7 +49,7 @@ async def test_run_command_on_the_example_config(tmp_path: Path, mosquitto: Mosq
     async with aiomqtt.Client(mosquitto.host, mosquitto.port) as sub:
         await sub.subscribe(status_topic, qos=1)
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "engine.cli", "run", "--config", str(config), "--seconds", "9",
+            sys.executable, "-m", "sleepstream", "run", "--config", str(config), "--seconds", "9",
             cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
         async with asyncio.timeout(15):
             first = await anext(aiter(sub.messages))

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import main
+from sleepstream.engine.app.cli import main
 
 torch = pytest.importorskip("torch")
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from models.commands.export import export_random
+    from sleepstream.engine.app.commands.export import export_random
 
     return export_random(tmp_path_factory.mktemp("tiny"), tiny=True)
 

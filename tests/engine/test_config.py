@@ -7,9 +7,9 @@ import textwrap
 
 import pytest
 
-from engine.cli import main as cli_main
-from engine.config import load_config
-from engine.errors import ConfigError
+from sleepstream.engine.app.cli import main as cli_main
+from sleepstream.engine.config import load_config
+from sleepstream.engine.errors import ConfigError
 
 GOOD = """
 [engine]

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from engine.compose import build_engine
-from engine.config import parse_config
-from engine.sinks import MemorySink
-from engine.tokenizer_runtime import DEFAULT_MODEL_DIR
-from engine.types import ChannelSpec, Frame
+from sleepstream.engine.app.compose import build_engine
+from sleepstream.engine.config import parse_config
+from sleepstream.engine.inference.tokenizer_runtime import DEFAULT_MODEL_DIR
+from sleepstream.engine.sinks import MemorySink
+from sleepstream.engine.types import ChannelSpec, Frame
 
 SPEED = 10.0
 SPO2 = ChannelSpec("SpO2", 1.0, "spo2", "%", 0.0, 100.0, 50.0, 100.5)

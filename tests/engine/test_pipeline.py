@@ -9,11 +9,11 @@ import asyncio
 
 import numpy as np
 
-from engine.bed import BedState
-from engine.clock import MonotonicClock, ReplayClockState
-from engine.pipeline import BedRuntime, Engine, EngineSettings
-from engine.sinks import MemorySink
-from engine.types import ChannelSpec, Frame
+from sleepstream.engine.bed import BedState
+from sleepstream.engine.clock import MonotonicClock, ReplayClockState
+from sleepstream.engine.pipeline import BedRuntime, Engine, EngineSettings
+from sleepstream.engine.sinks import MemorySink
+from sleepstream.engine.types import ChannelSpec, Frame
 
 SPO2 = ChannelSpec("SpO2", 1.0, "spo2", "%", 0.0, 100.0, 50.0, 100.5)
 EEG = ChannelSpec("EEG C4-M1", 100.0, "eeg", "uV", -500.0, 500.0)

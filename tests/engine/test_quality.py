@@ -8,8 +8,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import quality
-from engine.types import AlertKind, AlertState, ChannelSpec
+from sleepstream.engine import quality
+from sleepstream.engine.types import AlertKind, AlertState, ChannelSpec
 
 EEG = ChannelSpec("EEG C4-M1", 100.0, "eeg", "uV", -500.0, 500.0)
 SPO2 = ChannelSpec("SpO2", 1.0, "spo2", "%", 0.0, 100.0, 50.0, 100.5)

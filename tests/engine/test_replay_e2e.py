@@ -14,11 +14,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from drivers.edf import EdfSource, read_recording
-from engine.cli import main as cli_main
-from engine.compose import build_engine, replay_config
-from engine.config import Config, ModelSection
-from engine.sinks import MemorySink
+from sleepstream.drivers.edf import EdfSource, read_recording
+from sleepstream.engine.app.cli import main as cli_main
+from sleepstream.engine.app.compose import build_engine, replay_config
+from sleepstream.engine.config import Config, ModelSection
+from sleepstream.engine.sinks import MemorySink
 
 
 class CountingProcessor:

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.signal import resample_poly
 
-from engine import resample
+from sleepstream.engine import resample
 
 RATES = [(256.0, 100.0), (200.0, 100.0), (128.0, 100.0), (4.0, 1.0), (1.0, 1.0), (50.0, 25.0)]
 

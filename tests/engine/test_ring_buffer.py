@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import ring_buffer as rb
+from sleepstream.engine import ring_buffer as rb
 
 
 def _stream(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

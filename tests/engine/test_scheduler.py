@@ -10,8 +10,8 @@ import threading
 import numpy as np
 import numpy.typing as npt
 
-from engine.protocols import StepBatch, StepOutput
-from engine.scheduler import StepScheduler
+from sleepstream.engine.inference.scheduler import StepScheduler
+from sleepstream.engine.protocols import StepBatch, StepOutput
 
 M, Q = 2, 3
 

@@ -9,11 +9,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from models import bundle  # noqa: E402
-from models.config import ModelConfig, TokenizerConfig  # noqa: E402
-from models.data import Night  # noqa: E402
-from models.export import export_runtime  # noqa: E402
-from models.train import pretrain, tokenize, train_stage, train_tokenizer  # noqa: E402
+from sleepstream.models import bundle  # noqa: E402
+from sleepstream.models.config import ModelConfig, TokenizerConfig  # noqa: E402
+from sleepstream.models.data import Night  # noqa: E402
+from sleepstream.models.export import export_runtime  # noqa: E402
+from sleepstream.models.train import pretrain, tokenize, train_stage, train_tokenizer  # noqa: E402
 
 MODS = ("resp", "hr")
 
@@ -52,7 +52,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bundle.T
     }
     cfg = ModelConfig(modalities=MODS, codes=16, d_model=32, n_layer=2, n_head=4, window=60)
     torch.manual_seed(0)
-    from models.rq_transformer import RQTransformer
+    from sleepstream.models.rq_transformer import RQTransformer
 
     model = RQTransformer(cfg)
     data = [tokenize(toks, n, MODS, cfg.levels) for n in nights]

@@ -18,12 +18,14 @@ import pytest
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
-from engine.backends import make_backend  # noqa: E402
-from engine.backends.onnx import OnnxRingBackend  # noqa: E402
-from engine.protocols import InferenceBackend, StepBatch  # noqa: E402
-from engine.staging import OnnxStepBackend  # noqa: E402
-from engine.tokenizer_runtime import ModelFiles, load_model_files  # noqa: E402
-from models.commands.export import export_random, export_triton  # noqa: E402
+from sleepstream.engine.app.commands.export import export_random, export_triton  # noqa: E402
+from sleepstream.engine.inference.backends import make_backend  # noqa: E402
+from sleepstream.engine.inference.backends.onnx import (  # noqa: E402
+    OnnxRingBackend,
+    OnnxStepBackend,
+)
+from sleepstream.engine.inference.tokenizer_runtime import ModelFiles, load_model_files  # noqa: E402
+from sleepstream.engine.protocols import InferenceBackend, StepBatch  # noqa: E402
 
 TOL_ORT = 1e-4
 CAP = 5
@@ -96,7 +98,7 @@ class TritonStateBackend:
         res = dict(zip(outs, self.sess.run(outs, feeds), strict=True))
         for n in self.names:
             self.state[n][s] = res[f"OUTPUT_{n}"]
-        from engine.protocols import StepOutput
+        from sleepstream.engine.protocols import StepOutput
 
         return StepOutput(res["embedding"], res["stage_logits"], res["surprise"])
 
@@ -107,7 +109,7 @@ class TritonStateBackend:
 
 def test_triton_state_form_matches_torch_and_config(model_dir: Path, tmp_path: Path) -> None:
     files = load_model_files(model_dir)
-    from models import bundle
+    from sleepstream.models import bundle
 
     tr = bundle.load(model_dir / "model.npz")
     cfg_path = export_triton(tr.model, tmp_path / "repo", max_batch=64)
@@ -140,7 +142,7 @@ def _gpu_ready() -> bool:
 @pytest.mark.skipif(not _gpu_ready(), reason="needs an NVIDIA GPU and the tensorrt package")
 @pytest.mark.parametrize(("fp16", "tol"), [(False, 1e-3), (True, 5e-2)])
 def test_tensorrt_matches_torch(model_dir: Path, fp16: bool, tol: float) -> None:
-    from models.commands.export import SERVING_FILE, build_tensorrt
+    from sleepstream.engine.app.commands.export import SERVING_FILE, build_tensorrt
 
     name = "step_serving.fp16.plan" if fp16 else "step_serving.plan"
     build_tensorrt(model_dir / SERVING_FILE, model_dir / name, fp16=fp16, batches=(1, 4, 64))
@@ -156,7 +158,7 @@ def test_tensorrt_matches_torch(model_dir: Path, fp16: bool, tol: float) -> None
 def test_unavailable_tensorrt_says_what_to_install(model_dir: Path) -> None:
     if _gpu_ready():
         pytest.skip("TensorRT is available here")
-    from engine.errors import BackendUnavailableError
+    from sleepstream.engine.errors import BackendUnavailableError
 
     with pytest.raises(BackendUnavailableError, match="pip install"):
         make_backend("tensorrt", load_model_files(model_dir), CAP)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models import checkpoint
+from sleepstream.models import checkpoint
 
 
 def test_round_trip_and_checksum(tmp_path: Path) -> None:
@@ -41,7 +41,7 @@ def test_pickle_is_never_used(tmp_path: Path) -> None:
 
 def test_bundle_round_trip(tiny_model) -> None:  # type: ignore[no-untyped-def]
     torch = pytest.importorskip("torch")
-    from models import bundle
+    from sleepstream.models import bundle
 
     root, trained = tiny_model
     loaded = bundle.load(root / "model.npz")

@@ -7,7 +7,13 @@ from pathlib import Path
 import edfio
 import numpy as np
 
-from models.data import find_recordings, load_night, load_nights, nsrr_stages, to_model_rate
+from sleepstream.models.data import (
+    find_recordings,
+    load_night,
+    load_nights,
+    nsrr_stages,
+    to_model_rate,
+)
 
 NSRR = """<?xml version="1.0" encoding="UTF-8"?>
 <PSGAnnotation><ScoredEvents>

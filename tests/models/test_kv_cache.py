@@ -7,9 +7,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from models.config import ModelConfig  # noqa: E402
-from models.kv_cache import new_cache, reset  # noqa: E402
-from models.rq_transformer import RQTransformer, full_surprise  # noqa: E402
+from sleepstream.models.config import ModelConfig  # noqa: E402
+from sleepstream.models.kv_cache import new_cache, reset  # noqa: E402
+from sleepstream.models.rq_transformer import RQTransformer, full_surprise  # noqa: E402
 
 TOL = 1e-4  # float32, absolute, on embeddings / logits / surprise
 

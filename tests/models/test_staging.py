@@ -12,10 +12,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from engine.protocols import Block, ChannelBlock, StepBatch  # noqa: E402
-from engine.staging import OnnxStepBackend, StagingProcessor  # noqa: E402
-from engine.tokenizer_runtime import ModelFilesError, load_model_files  # noqa: E402
-from models.kv_cache import new_cache  # noqa: E402
+from sleepstream.engine.inference.backends.onnx import OnnxStepBackend  # noqa: E402
+from sleepstream.engine.inference.staging import StagingProcessor  # noqa: E402
+from sleepstream.engine.inference.tokenizer_runtime import ModelFilesError, load_model_files  # noqa: E402
+from sleepstream.engine.protocols import Block, ChannelBlock, StepBatch  # noqa: E402
+from sleepstream.models.kv_cache import new_cache  # noqa: E402
 from tests.models.conftest import synthetic_night  # noqa: E402
 
 ORT_TOL = 1e-4  # absolute, float32, onnxruntime vs torch
@@ -125,9 +126,12 @@ def test_tampered_runtime_files_are_refused(tiny_model, tmp_path: Path) -> None:
 
 def test_engine_imports_without_torch() -> None:
     root = Path(__file__).resolve().parents[2]
-    mods = ["engine.staging", "engine.tokenizer_runtime"]
+    mods = [
+        "sleepstream.engine.inference.staging",
+        "sleepstream.engine.inference.tokenizer_runtime",
+    ]
     if (root / "engine" / "pipeline.py").exists():
-        mods.append("engine.pipeline")
+        mods.append("sleepstream.engine.pipeline")
     # a finder that refuses torch (sys.modules['torch'] = None would trip scipy's torch probe)
     code = (
         "import sys\n"
@@ -143,7 +147,7 @@ def test_engine_imports_without_torch() -> None:
 
 
 def test_processor_factory(tiny_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from engine.staging import processor_factory
+    from sleepstream.engine.inference.staging import processor_factory
 
     root, _ = tiny_model
     factory, text = processor_factory(str(root), "onnx")

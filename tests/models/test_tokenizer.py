@@ -9,9 +9,14 @@ from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 
-from engine.tokenizer_runtime import TokenizerRuntime, load_model_files, new_state, push_seconds  # noqa: E402
-from models.config import TokenizerConfig  # noqa: E402
-from models.tokenizer import Tokenizer  # noqa: E402
+from sleepstream.engine.inference.tokenizer_runtime import (  # noqa: E402
+    TokenizerRuntime,
+    load_model_files,
+    new_state,
+    push_seconds,
+)
+from sleepstream.models.config import TokenizerConfig  # noqa: E402
+from sleepstream.models.tokenizer import Tokenizer  # noqa: E402
 
 
 def test_strides_multiply_to_one_second() -> None:

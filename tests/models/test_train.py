@@ -12,11 +12,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from engine.cli import main as cli  # noqa: E402
-from engine.tokenizer_runtime import load_model_files  # noqa: E402
-from models.config import ModelConfig  # noqa: E402
-from models.rq_transformer import RQTransformer  # noqa: E402
-from models.train import Tokenized, info_nce, pretrain  # noqa: E402
+from sleepstream.engine.app.cli import main as cli  # noqa: E402
+from sleepstream.engine.inference.tokenizer_runtime import load_model_files  # noqa: E402
+from sleepstream.models.config import ModelConfig  # noqa: E402
+from sleepstream.models.rq_transformer import RQTransformer  # noqa: E402
+from sleepstream.models.train import Tokenized, info_nce, pretrain  # noqa: E402
 from tests.models.conftest import synthetic_night  # noqa: E402
 
 STAGE_TEXT = ("Sleep stage W", "Sleep stage 1", "Sleep stage 2", "Sleep stage 3", "Sleep stage R")

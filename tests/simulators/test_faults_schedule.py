@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.errors import ConfigError
-from simulators.faults import load_faults, parse_faults
+from sleepstream.engine.errors import ConfigError
+from sleepstream.simulators.faults import load_faults, parse_faults
 
 TOML = """
 seed = 7

@@ -13,11 +13,11 @@ import aiomqtt
 import numpy as np
 import pytest
 
-from drivers.codecs import decode_packet
-from engine.cli import main as cli_main
-from engine.types import F32Array
-from simulators.device import Group, SimSignal, counter_label, play, rate_groups
-from simulators.faults import parse_faults
+from sleepstream.drivers.codecs import decode_packet
+from sleepstream.engine.app.cli import main as cli_main
+from sleepstream.engine.types import F32Array
+from sleepstream.simulators.device import Group, SimSignal, counter_label, play, rate_groups
+from sleepstream.simulators.faults import parse_faults
 from tests.peers import Mosquitto
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simulators.synthetic.hypnogram import (
+from sleepstream.simulators.synthetic.hypnogram import (
     N3,
     REM,
     W,
@@ -14,7 +14,12 @@ from simulators.synthetic.hypnogram import (
     load_model,
     night_stats,
 )
-from simulators.synthetic.hypnogram_fit import distance, fit_model, generate_like, read_folder
+from sleepstream.simulators.synthetic.hypnogram_fit import (
+    distance,
+    fit_model,
+    generate_like,
+    read_folder,
+)
 
 
 def test_generated_statistics_close_to_real(data_dir: Path) -> None:
@@ -47,7 +52,7 @@ def test_cycle_structure() -> None:
 
 
 def test_elderly_profile_fragments_sleep() -> None:
-    from simulators.synthetic.profiles import PROFILES
+    from sleepstream.simulators.synthetic.profiles import PROFILES
 
     model, rng = load_model(), np.random.default_rng(3)
     young = [generate_hypnogram(model, 960, rng) for _ in range(10)]

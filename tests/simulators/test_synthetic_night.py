@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from drivers.edf import read_recording
-from engine.channel_map import modality_of
-from engine.cli import main as cli_main
-from simulators.synthetic.night import simulate_night, write_night
-from simulators.synthetic.profiles import PROFILES
+from sleepstream.drivers.edf import read_recording
+from sleepstream.engine.app.cli import main as cli_main
+from sleepstream.engine.channel_map import modality_of
+from sleepstream.simulators.synthetic.night import simulate_night, write_night
+from sleepstream.simulators.synthetic.profiles import PROFILES
 
 EXPECTED = {
     "EEG Fpz-Cz": ("eeg", 100.0, "uV"), "EEG Pz-Oz": ("eeg", 100.0, "uV"),

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from drivers.edf import Recording, read_recording
-from simulators.synthetic import measure
-from simulators.synthetic.hypnogram import STAGE_NAMES
-from simulators.synthetic.night import Night, simulate_night, write_night
-from simulators.synthetic.profiles import PROFILES
+from sleepstream.drivers.edf import Recording, read_recording
+from sleepstream.simulators.synthetic import measure
+from sleepstream.simulators.synthetic.hypnogram import STAGE_NAMES
+from sleepstream.simulators.synthetic.night import Night, simulate_night, write_night
+from sleepstream.simulators.synthetic.profiles import PROFILES
 
 
 def _night(tmp: Path, profile: str, hours: float, seed: int) -> tuple[Night, Recording]:

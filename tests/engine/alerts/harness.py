@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from drivers.edf import VALID_RANGES
-from engine import quality
-from engine.alerts.engine import AlertEngine
-from engine.alerts.replay import Track
-from engine.protocols import Block, ChannelBlock
-from engine.types import Alert, AlertKind, AlertState, ChannelSpec
+from sleepstream.drivers.edf import VALID_RANGES
+from sleepstream.engine import quality
+from sleepstream.engine.alerts.engine import AlertEngine
+from sleepstream.engine.protocols import Block, ChannelBlock
+from sleepstream.engine.types import Alert, AlertKind, AlertState, ChannelSpec
+from sleepstream.models.alert_replay import Track
 
 
 @dataclass

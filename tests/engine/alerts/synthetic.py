@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from drivers.edf import Recording, Signal
-from engine.commands.bench_alerts import ALERT_LABELS, replay, synthetic_night
+from sleepstream.drivers.edf import Recording, Signal
+from sleepstream.engine.app.commands.bench_alerts import ALERT_LABELS, replay, synthetic_night
 
 
 @dataclass(frozen=True)

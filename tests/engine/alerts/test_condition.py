@@ -6,14 +6,14 @@ import itertools
 
 import numpy as np
 
-from engine.alerts.condition import (
+from sleepstream.engine.alerts.condition import (
     acknowledge_condition,
     new_condition,
     step_condition,
     tick_condition,
 )
-from engine.alerts.config import RuleConfig
-from engine.types import AlertState, Priority
+from sleepstream.engine.alerts.config import RuleConfig
+from sleepstream.engine.types import AlertState, Priority
 
 
 def _run(cond, met, t0=0.0):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine.alerts.config import DEFAULT, parse_alerts_table
-from engine.types import Priority
+from sleepstream.engine.alerts.config import DEFAULT, parse_alerts_table
+from sleepstream.engine.types import Priority
 
 
 def test_defaults_and_override():

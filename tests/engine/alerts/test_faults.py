@@ -10,9 +10,9 @@ import gzip
 import numpy as np
 import pytest
 
-from drivers.edf import read_recording
-from engine.alerts.replay import Track
-from engine.types import AlertState
+from sleepstream.drivers.edf import read_recording
+from sleepstream.engine.types import AlertState
+from sleepstream.models.alert_replay import Track
 
 from .harness import run
 
@@ -101,7 +101,7 @@ def _synthetic_ecg(data_dir, seconds, fs=250.0):
 
 
 def test_beat_detector_finds_real_rr(data_dir):
-    from engine.alerts import beats as bm
+    from sleepstream.engine.alerts import beats as bm
 
     x, truth = _synthetic_ecg(data_dir, 300)
     st = bm.new_state(bm.ECG, 250.0, 0.0)

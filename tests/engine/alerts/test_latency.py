@@ -14,8 +14,8 @@ import argparse
 import json
 from dataclasses import replace
 
-from drivers.edf import read_recording
-from engine.commands import bench_alerts as ba
+from sleepstream.drivers.edf import read_recording
+from sleepstream.engine.app.commands import bench_alerts as ba
 
 
 def test_latency_synthetic_night(synthetic):

@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.edf import read_recording
-from engine.alerts import apnea_minutes as am
+from sleepstream.drivers.edf import read_recording
+from sleepstream.engine.alerts import apnea_minutes as am
 
 
 def _night(data_dir, seconds=2400):

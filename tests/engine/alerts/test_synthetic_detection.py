@@ -21,9 +21,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.alerts.replay import Track
-from simulators.synthetic import cardiac
-from simulators.synthetic.noise import smooth
+from sleepstream.models.alert_replay import Track
+from sleepstream.simulators.synthetic import cardiac
+from sleepstream.simulators.synthetic.noise import smooth
 
 from .harness import run
 from .synthetic import intervals, match
@@ -155,7 +155,7 @@ def test_beat_times_keep_rr_precision_and_chunking():
     """Beats are timed at the band-passed QRS: sinus RR irregularity read from detected beats
     matches the true beats' (it read ~2.5x too high when timed at the integrator's maximum), and
     any split of the stream into chunks gives the same beats."""
-    from engine.alerts import beats as bm
+    from sleepstream.engine.alerts import beats as bm
 
     true = _rhythm([(0, 300, 62)])
     ecg = _ecg_with(true, 300)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.commands.bench_alerts import replay
-from engine.quality import CONDITIONS
+from sleepstream.engine.app.commands.bench_alerts import replay
+from sleepstream.engine.quality import CONDITIONS
 
 from .synthetic import with_signal
 

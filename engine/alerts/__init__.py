@@ -1,0 +1,1 @@
+"""Physiological alarm detectors and the alert engine that runs them per bed."""

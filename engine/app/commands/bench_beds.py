@@ -1,0 +1,292 @@
+"""``sleepstream bench beds``: how many beds one machine stages in real time.
+
+N simulated beds each produce one model step per second of wall time, their phases spread over
+the second (devices are not synchronised). Every bed awaits its step through the
+``StepScheduler`` on the chosen backend (one inference thread, one call per tick). A run keeps up
+when its p99 latency from a step's due time to its stage event stays under 1 s (a backlog would
+grow without bound otherwise). N doubles from ``--start`` until a run falls behind, then a
+bisection narrows the largest N that keeps up. Every simulated second is treated as an epoch
+end, so each step's latency is one "epoch end to stage event" sample.
+
+Reported for the largest N: p50/p99 latency, memory per bed (KV cache and staging buffers,
+counted, and the process RSS growth per bed), and a profile of a tick: time in the backend call,
+the batched tokenizers for N beds (measured apart, per modality, in the same run) and the rest
+(scheduling, Python). The baseline for the ratios is one bed stepped alone.
+
+Without ``--checkpoint`` the shipped model is used when installed, else a randomly initialised
+network of the shipped configuration (labelled so; needs torch to export).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import resource
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sleepstream.engine.errors import BackendUnavailableError
+from sleepstream.engine.inference.scheduler import StepScheduler
+from sleepstream.engine.inference.tokenizer_runtime import (
+    DEFAULT_MODEL_DIR,
+    ModelFiles,
+    TokenizerRuntime,
+    load_model_files,
+    new_state,
+    push_seconds,
+)
+from sleepstream.engine.report import print_figures
+
+GOAL_BEDS_CPU, GOAL_P99_CPU_MS, GOAL_MB_PER_BED = 500, 200.0, 5.0
+GOAL_BEDS_GPU, GOAL_P99_GPU_MS = 20000, 50.0
+RING_S = 16  # seconds of model-rate samples a staging processor buffers per modality
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=("onnx", "tensorrt", "torch"), default="onnx")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="model directory (default: the shipped model, else a random one)")
+    p.add_argument("--seconds", type=float, default=10.0, help="simulated seconds per trial")
+    p.add_argument("--start", type=int, default=64, help="first number of beds")
+    p.add_argument("--max-beds", type=int, default=8192)
+    p.add_argument("--max-wait", type=float, default=0.1,
+                   help="scheduler tick grid = bounded wait (s)")
+    p.add_argument("--threads", type=int, default=2, help="backend threads")
+    p.add_argument("--fp16", action="store_true", help="TensorRT FP16 engine")
+    p.add_argument("--quick", action="store_true", help="a short run for tests")
+    p.add_argument("--json", action="store_true", help="end with one JSON line of figures")
+
+
+def resolve_model(checkpoint: Path | None, label: dict[str, Any]) -> Path:
+    """The model directory to benchmark, with its serving graph; ``label`` says which it is."""
+    root = checkpoint or DEFAULT_MODEL_DIR
+    if (root / "runtime.json").is_file():
+        label["model"] = str(root.name)
+        if (root / "serving.json").is_file():
+            return root
+        # the serving graph, written into a scratch copy
+        bundle = importlib.import_module("sleepstream.models.bundle")
+        export_serving = importlib.import_module(
+            "sleepstream.engine.app.commands.export"
+        ).export_serving
+
+        tr = bundle.load(root / "model.npz")
+        tmp = Path(tempfile.mkdtemp(prefix="sleepstream-bench-"))
+        for f in root.iterdir():
+            if f.is_file():
+                (tmp / f.name).write_bytes(f.read_bytes())
+        export_serving(tr.model, tmp, tr.sha256)
+        return tmp
+    if checkpoint is not None:
+        raise SystemExit(f"{checkpoint}: no runtime.json; not a model directory")
+    export_random = importlib.import_module("sleepstream.engine.app.commands.export").export_random
+
+    label["model"] = "random-init network of the shipped configuration (no trained model found)"
+    return export_random(Path(tempfile.mkdtemp(prefix="sleepstream-bench-")), tiny=False)
+
+
+def bed_buffer_bytes(files: ModelFiles) -> int:
+    """Per-bed staging buffers: sample rings (value + valid) and tokenizer histories."""
+    return sum(RING_S * s.fs * 5 + 2 * s.frame * 4 for s in files.tokenizers.values())
+
+
+async def trial(backend: Any, files: ModelFiles, n: int, seconds: float,
+                max_wait: float) -> dict[str, Any]:
+    """N beds, one step each per second at phase ``b / n``: one simulator task submits the due
+    steps of all beds (no task or future per bed); each result is folded into its bed's epoch
+    estimate in the scheduler's callback, where the latency from the due time is taken."""
+    rng = np.random.default_rng(n)
+    m, q = len(files.modalities), files.levels
+    codes = rng.integers(0, 16, (n, 4, m, q))
+    presence = rng.random((n, 4, m)) > 0.1
+    steps = int(seconds)
+    lat = np.full(n * steps, np.nan)
+    logit_sum = np.zeros((n, 5))
+    left = n * steps
+    finished = asyncio.Event()
+    async with StepScheduler(backend, max_wait_s=max_wait, max_batch=n) as sched:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time() + 0.2
+        names = [f"bed{b}" for b in range(n)]
+        for name in names:
+            sched.join(name)
+
+        def done(i: int, due: float) -> Any:
+            def cb(res: Any) -> None:
+                nonlocal left
+                b = i % n
+                logit_sum[b] += res.stage_logits
+                p = np.exp(logit_sum[b] - logit_sum[b].max())  # the epoch's stage estimate
+                _ = p / p.sum()
+                lat[i] = loop.time() - due
+                left -= 1
+                if left == 0:
+                    finished.set()
+            return cb
+
+        due = t0 + np.arange(n) / n  # (N,) next due time of every bed
+        for k in range(steps):
+            for b in range(n):
+                wait = due[b] + k - loop.time()
+                if wait > 0.002:  # submit whatever is due, then sleep to the next due bed
+                    await asyncio.sleep(wait)
+                sched.submit(names[b], codes[b, k % 4], presence[b, k % 4],
+                             done(k * n + b, float(due[b] + k)))
+        async with asyncio.timeout(steps + 30.0):
+            await finished.wait()
+        st = sched.stats
+    a = lat * 1e3
+    return {
+        "beds": n,
+        "p50_ms": float(np.percentile(a, 50)),
+        "p99_ms": float(np.percentile(a, 99)),
+        "ok": bool(np.percentile(a, 99) < 1000.0),
+        "calls_per_s": st.calls / seconds,
+        "mean_batch": st.steps / max(st.calls, 1),
+        "contiguous_calls": st.contiguous_calls / max(st.calls, 1),
+        "backend_ms_per_s": 1e3 * st.backend_s / seconds,
+    }
+
+
+def tokenizer_ms_per_s(files: ModelFiles, n: int, repeat: int = 3) -> float:
+    """Encoding one second of every modality for n beds, batched per modality (ms)."""
+    rt = TokenizerRuntime(files, threads=1)
+    frames = {}
+    for mod, spec in files.tokenizers.items():
+        x = np.random.default_rng(0).normal(size=spec.fs).astype(np.float32)
+        fr, _ = push_seconds(spec, new_state(spec), x, np.ones(spec.fs, bool))
+        frames[mod] = np.repeat(fr, n, 0)
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        for mod, fr in frames.items():
+            rt.encode(mod, fr)
+        best = min(best, time.perf_counter() - t)
+    return best * 1e3
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def search(make: Any, files: ModelFiles, args: argparse.Namespace) -> list[dict[str, Any]]:
+    runs: list[dict[str, Any]] = []
+
+    def run(n: int) -> dict[str, Any]:
+        r = asyncio.run(trial(make(n), files, n, args.seconds, args.max_wait))
+        runs.append(r)
+        print(f"  {n:6d} beds: p50 {r['p50_ms']:7.1f} ms  p99 {r['p99_ms']:7.1f} ms  "
+              f"{r['mean_batch']:7.1f} beds/call  backend {r['backend_ms_per_s']:6.0f} ms/s  "
+              f"{'keeps up' if r['ok'] else 'falls behind'}", flush=True)
+        return r
+
+    n, good, bad = args.start, 0, 0
+    while n <= args.max_beds:
+        if run(n)["ok"]:
+            good, n = n, n * 2
+        else:
+            bad = n
+            break
+    if bad:
+        for _ in range(0 if args.quick else 3):  # bisection between the last good and first bad
+            mid = (good + bad) // 2
+            if mid <= good or bad - good <= max(16, good // 16):
+                break
+            if run(mid)["ok"]:
+                good = mid
+            else:
+                bad = mid
+    return runs
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.quick:
+        args.seconds, args.start, args.max_beds = 3.0, 8, 16
+    label: dict[str, Any] = {}
+    from sleepstream.engine.inference.backends import make_backend
+
+    if args.backend == "tensorrt":  # fail before any export work when there is no GPU
+        from sleepstream.engine.inference.backends.tensorrt import _import
+
+        try:
+            _import()
+        except BackendUnavailableError as exc:
+            print(f"bench beds --backend tensorrt: unavailable here: {exc}")
+            print_figures({"backend": "tensorrt", "available": False, "reason": str(exc)},
+                          as_json=args.json)
+            return 3
+    root = resolve_model(args.checkpoint, label)
+    files = load_model_files(root)
+    rss0 = rss_mb()
+
+    made: dict[str, Any] = {}
+
+    def make(n: int) -> Any:
+        """A backend with room for n beds; the largest one so far is reused, its cache pages
+        touched once before timing (first-touch page faults are a start-up cost, not a step's)."""
+        spare = 2 * max(1, round(1.0 / args.max_wait))  # room for uneven phase buckets
+        be = made.get("backend")
+        if be is None or be.capacity < n + spare:
+            made.pop("backend", None)
+            be = make_backend(args.backend, files, n + spare, threads=args.threads,
+                              fp16=args.fp16)
+            be.reset(np.arange(be.capacity, dtype=np.int64))
+            made["backend"] = be
+        return be
+
+    print(f"bench beds: backend {args.backend}, model {label['model']}, "
+          f"{args.seconds:.0f} s per trial, bounded wait {args.max_wait * 1e3:.0f} ms")
+    base = asyncio.run(trial(make(1), files, 1, min(args.seconds, 5.0), args.max_wait))
+    runs = search(make, files, args)
+    kept = [r for r in runs if r["ok"]]
+    best = max(kept, key=lambda r: r["beds"]) if kept else runs[0]
+    n = best["beds"]
+    probe = make(1)
+    kv_bytes = int(getattr(probe, "bytes_per_slot", 0))
+    buf = bed_buffer_bytes(files)
+    per_bed_mb = (kv_bytes + buf) / 2**20
+    tok_ms = tokenizer_ms_per_s(files, n)
+    rest_ms = 1e3 - best["backend_ms_per_s"] - tok_ms
+    cpu = args.backend != "tensorrt"
+    goal_beds = GOAL_BEDS_CPU if cpu else GOAL_BEDS_GPU
+    goal_p99 = GOAL_P99_CPU_MS if cpu else GOAL_P99_GPU_MS
+    figures = {
+        "backend": args.backend,
+        "model": label["model"],
+        "max_beds_realtime": n if kept else 0,
+        "goal_max_beds_realtime": goal_beds,
+        "p50_ms": best["p50_ms"],
+        "p99_ms": best["p99_ms"],
+        "goal_p99_ms": goal_p99,
+        "mb_per_bed": per_bed_mb,
+        "goal_mb_per_bed": GOAL_MB_PER_BED,
+        "kv_mb_per_bed": kv_bytes / 2**20,
+        "buffers_mb_per_bed": buf / 2**20,
+        "rss_growth_mb_per_bed": max(0.0, rss_mb() - rss0) / n,
+        "single_bed_p50_ms": base["p50_ms"],
+        "ratio_p50_vs_single_bed": best["p50_ms"] / max(base["p50_ms"], 1e-9),
+        "beds_per_call": best["mean_batch"],
+        "profile_ms_per_s": {
+            "backend": best["backend_ms_per_s"],
+            "tokenizers_batched": tok_ms,
+            "scheduler_python_and_idle": rest_ms,
+        },
+        "trials": runs,
+    }
+    print(f"largest real-time N: {figures['max_beds_realtime']} beds (goal {goal_beds}); "
+          f"p50 {best['p50_ms']:.1f} ms, p99 {best['p99_ms']:.1f} ms (goal < {goal_p99:.0f}); "
+          f"{per_bed_mb:.2f} MB per bed (KV {kv_bytes / 2**20:.2f} + buffers {buf / 2**20:.2f}; "
+          f"goal <= {GOAL_MB_PER_BED})")
+    print(f"profile per second of wall time at {n} beds: backend {best['backend_ms_per_s']:.0f} ms,"
+          f" tokenizers (batched, measured apart) {tok_ms:.0f} ms, rest {rest_ms:.0f} ms")
+    if n < goal_beds or best["p99_ms"] >= goal_p99:
+        prof = figures["profile_ms_per_s"]
+        top = max(prof, key=lambda k: prof[k])
+        print(f"goal missed; the largest share of a second goes to: {top} ({prof[top]:.0f} ms)")
+    print_figures(figures, as_json=args.json)
+    return 0

@@ -1,0 +1,307 @@
+"""``sleepstream evaluate alerts``: the alert engine against expert-scored real nights.
+
+``--data`` is a folder of labelled recordings (``*.edf`` with ``*.minutes.csv`` or
+``*.epochs.csv``) or a folder holding several such folders. Per set:
+
+- minute-labelled sets (SpO2 + HR, or HR alone): the per-minute apnea classifier under
+  record-wise 5-fold cross-validation (records, never minutes, are split; the model is refitted on
+  the training records of each fold) -> sensitivity, specificity, accuracy, AUROC; the per-night
+  apnea-minute index (predicted vs labelled apnea minutes per hour, Pearson r) and, with SpO2, the
+  ODI-3 of the streaming desaturation detector against the labelled index (Pearson r) and the
+  plain ODI-3 per-minute rule as a baseline;
+- epoch-labelled sets (slpdb: respiratory events per 30-s epoch, HR only): the shipped HR model
+  (never trained on this set) -> per-epoch figures and the per-record correlation with the scored
+  event rate;
+- ``--latency N``: N nights replayed second by second through ``AlertEngine``; latency = emission
+  time on the engine clock minus the time the criterion (threshold held for the condition delay)
+  is met in the data, found by an independent whole-night computation -> p50/p99 seconds.
+
+``--fit`` refits the shipped models on all records of each set and writes ``apnea_minutes.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sleepstream.drivers.edf import read_recording
+from sleepstream.engine.alerts import apnea_minutes as am
+from sleepstream.engine.alerts.engine import AlertEngine
+from sleepstream.engine.errors import RecordingError
+from sleepstream.engine.report import print_figures
+from sleepstream.engine.types import Alert, AlertState, FloatArray
+from sleepstream.models import alert_replay as replay
+
+log = logging.getLogger(__name__)
+FOLDS = 5
+SEED = 0
+EVENT_CODES = {"H", "HA", "OA", "X", "CA", "CAA"}
+GOALS = {"oximetry": {"auroc": 0.95, "accuracy": 0.90}, "hr": {"accuracy": 0.88}}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, type=Path, help="folder of labelled recordings")
+    p.add_argument("--json", action="store_true", help="end with one JSON line of figures")
+    p.add_argument("--fit", action="store_true", help="refit and write the shipped models")
+    p.add_argument("--latency", type=int, default=2, metavar="N",
+                   help="nights to replay for alert latency (0: skip; default 2)")
+
+
+def _sets(root: Path) -> list[Path]:
+    if list(root.glob("*.minutes.csv")) or list(root.glob("*.epochs.csv")):
+        return [root]
+    found = sorted(p for p in root.iterdir() if p.is_dir() and (
+        list(p.glob("*.minutes.csv")) or list(p.glob("*.epochs.csv"))))
+    if not found:
+        raise RecordingError(f"{root}: no *.minutes.csv or *.epochs.csv labels; pass a data folder")
+    return found
+
+
+def _series(path: Path) -> tuple[FloatArray | None, FloatArray]:
+    """Per-second SpO2 (None when absent) and HR of a recording, NaN where invalid."""
+    rec = read_recording(path)
+    sig = {s.spec.modality: s for s in rec.signals}
+    h = sig["hr"]
+    per = round(h.spec.fs)
+    n = h.data.size // per
+    hr = am.clean_hr(h.data[: n * per], h.valid[: n * per])
+    rows = hr.reshape(n, per)  # (seconds, samples per second)
+    cnt = (~np.isnan(rows)).sum(axis=1)
+    hr_s = np.where(cnt > 0, np.nansum(rows, axis=1) / np.maximum(cnt, 1), np.nan)
+    s = sig.get("spo2")
+    spo2 = None if s is None else am.clean_spo2(s.data, s.valid)
+    return spo2, hr_s
+
+
+def _features(spo2: FloatArray | None, hr: FloatArray, n: int) -> tuple[FloatArray, FloatArray]:
+    """(n, F) features with context and the usable mask for minutes 0..n-1."""
+    hw = am.minute_windows(hr, n, am.DELAY_S)
+    sw = None if spo2 is None else am.minute_windows(spo2, n, am.DELAY_S)
+    with np.errstate(invalid="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            x = am.with_context(am.minute_features(sw, hw))
+    ok = am.window_ok(hw) | (am.window_ok(sw) if sw is not None else False)
+    return x, np.asarray(ok)
+
+
+def auroc(y: np.ndarray, p: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney, ties averaged)."""
+    from scipy.stats import rankdata
+
+    n1 = int(y.sum())
+    n0 = y.size - n1
+    if n1 == 0 or n0 == 0:
+        return float("nan")
+    r = rankdata(p)
+    return float((r[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def binary(y: np.ndarray, pred: np.ndarray, score: np.ndarray) -> dict[str, float]:
+    return {
+        "sensitivity": float(pred[y].mean()) if y.any() else float("nan"),
+        "specificity": float((~pred[~y]).mean()) if (~y).any() else float("nan"),
+        "accuracy": float((pred == y).mean()),
+        "auroc": auroc(y, score),
+    }
+
+
+def _pearson(a: list[float], b: list[float]) -> float:
+    return float(np.corrcoef(a, b)[0, 1]) if len(a) > 2 else float("nan")
+
+
+def _odi3_minutes(spo2: FloatArray, n: int) -> tuple[FloatArray, float]:
+    """Desaturation (>= 3 %) onsets near each minute from the streaming detector run on the whole
+    night in one chunk, and the night's ODI-3."""
+    from sleepstream.engine.alerts import spo2 as sp
+    from sleepstream.engine.alerts.config import DEFAULT
+
+    st = sp.new_state("eval", DEFAULT)
+    t = np.arange(spo2.size, dtype=np.float64)
+    alerts = sp.step(st, t, spo2, float(spo2.size))
+    onsets = [a.onset for a in alerts if a.code == "desat3" and a.end is None]
+    # a desaturation counts for the minutes whose span, widened by 30 s each side, holds its
+    # onset (desaturations lag the airway event by up to ~30 s)
+    on = np.asarray(onsets, dtype=np.float64)
+    lo = np.searchsorted(on, 60.0 * np.arange(n) - 30.0)
+    hi = np.searchsorted(on, 60.0 * np.arange(n) + 90.0)
+    return (hi - lo).astype(np.float64), sp.odi(st, 3) or 0.0
+
+
+def evaluate_minutes(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Record-wise CV on a minute-labelled set; returns (figures, fitted model JSON)."""
+    recs = sorted(folder.glob("*.minutes.csv"))
+    xs, ys, oks, odis, odi_min = [], [], [], [], []
+    with_spo2 = True
+    for lab_path in recs:
+        labels = np.loadtxt(lab_path, delimiter=",", skiprows=1, ndmin=2)[:, 1].astype(bool)
+        spo2, hr = _series(lab_path.with_name(lab_path.name.replace(".minutes.csv", ".edf")))
+        with_spo2 = with_spo2 and spo2 is not None
+        x, ok = _features(spo2, hr, labels.size)
+        xs.append(x)
+        ys.append(labels)
+        oks.append(ok)
+        if spo2 is not None:
+            per_min, night = _odi3_minutes(spo2, labels.size)
+            odi_min.append(per_min)
+            odis.append(night)
+    key = "spo2_hr" if with_spo2 else "hr"
+    names = am.feature_names(with_spo2)
+    if not with_spo2:  # a set with SpO2 in only some records is scored on HR alone
+        xs = [x[:, -2 * len(am.HR_FEATURES) :] for x in xs] if xs[0].shape[1] != len(names) else xs
+    rng = np.random.default_rng(SEED)
+    fold_of = np.empty(len(recs), dtype=np.int64)
+    fold_of[rng.permutation(len(recs))] = np.arange(len(recs)) % FOLDS
+    probs: list[np.ndarray] = [np.zeros(0)] * len(recs)
+    for k in range(FOLDS):
+        train = [i for i in range(len(recs)) if fold_of[i] != k]
+        model = am.fit_logistic(np.concatenate([xs[i] for i in train]),
+                                np.concatenate([ys[i] for i in train]), names)
+        for i in np.flatnonzero(fold_of == k).tolist():
+            probs[i] = np.where(oks[i], model.predict(xs[i]), 0.0)
+    y, p = np.concatenate(ys), np.concatenate(probs)
+    fig: dict[str, Any] = {"records": len(recs), "minutes": int(y.size), "model": key,
+                           "cv": f"record-wise {FOLDS}-fold", "delay_s": am.DELAY_S}
+    fig.update(binary(y, p >= 0.5, p))
+    fig["abstained_minutes"] = int(np.logical_not(np.concatenate(oks)).sum())
+    per_rec = [auroc(ys[i], probs[i]) for i in range(len(recs))]
+    fig["auroc_record_median"] = float(np.nanmedian(per_rec))
+    acc_rec = [float(((probs[i] >= 0.5) == ys[i]).mean()) for i in range(len(recs))]
+    fig["accuracy_record_mean"] = float(np.mean(acc_rec))
+    lab_idx = [60.0 * float(v.mean()) for v in ys]
+    est_idx = [60.0 * float((q >= 0.5).mean()) for q in probs]
+    fig["index_pearson_r"] = _pearson(est_idx, lab_idx)
+    fig["index_mae_per_h"] = float(np.mean(np.abs(np.subtract(est_idx, lab_idx))))
+    if odis:
+        fig["odi3_pearson_r"] = _pearson(odis, lab_idx)
+        score = np.concatenate(odi_min)
+        fig["odi3_rule"] = binary(y, score > 0, score)
+    final = am.fit_logistic(np.concatenate(xs), np.concatenate(ys), names)
+    return fig, {key: final.to_json()}
+
+
+def _epoch_labels(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    onsets, events = [], []
+    with path.open() as f:
+        for row in csv.DictReader(f):
+            onsets.append(float(row["onset_s"]))
+            codes = set((row.get("events") or "").split())
+            events.append(bool(codes & EVENT_CODES))
+    return np.asarray(onsets), np.asarray(events, dtype=bool)
+
+
+def evaluate_epochs(folder: Path, model: am.LogisticModel) -> dict[str, Any]:
+    """Per-epoch respiratory-event detection from HR with the shipped HR model."""
+    ys, ps, rates, est = [], [], [], []
+    for lab_path in sorted(folder.glob("*.epochs.csv")):
+        onsets, events = _epoch_labels(lab_path)
+        _, hr = _series(lab_path.with_name(lab_path.name.replace(".epochs.csv", ".edf")))
+        n_min = int(np.ceil(hr.size / 60))
+        x, ok = _features(None, hr, n_min)
+        prob = np.where(ok, model.predict(x), 0.0)
+        m = np.minimum((onsets // 60).astype(np.int64), n_min - 1)
+        ys.append(events)
+        ps.append(prob[m])
+        hours = onsets.size * 30 / 3600
+        rates.append(events.sum() / hours)
+        est.append(60.0 * float((prob >= model.threshold).mean()))
+    y, p = np.concatenate(ys), np.concatenate(ps)
+    fig: dict[str, Any] = {"records": len(ys), "epochs": int(y.size), "model": "hr (shipped)"}
+    fig.update(binary(y, p >= model.threshold, p))
+    fig["event_rate_pearson_r"] = _pearson(est, rates)
+    return fig
+
+
+def _reference_times(spo2: FloatArray, t_stop: float) -> dict[str, list[float]]:
+    """Independent whole-night criterion times: the first second at which each criterion has
+    held for its delay (default rules), from run lengths over the full arrays."""
+    from sleepstream.engine.alerts.config import DEFAULT
+    from sleepstream.engine.alerts.spo2 import baseline
+
+    w = int(DEFAULT.baseline_s)
+    base = baseline(np.full(w, np.nan), spo2)
+    crits = {
+        "desat3": (base - spo2 >= DEFAULT.desat3.threshold, DEFAULT.desat3.delay_s),
+        "desat4": (base - spo2 >= DEFAULT.desat4.threshold, DEFAULT.desat4.delay_s),
+        "hypoxemia90": (spo2 < DEFAULT.hypoxemia90.threshold, DEFAULT.hypoxemia90.delay_s),
+        "hypoxemia88": (spo2 < DEFAULT.hypoxemia88.threshold, DEFAULT.hypoxemia88.delay_s),
+    }
+    out: dict[str, list[float]] = {}
+    for code, (met, delay) in crits.items():
+        m = np.concatenate([[False], np.nan_to_num(met).astype(bool), [False]])
+        d = np.diff(m.astype(np.int8))
+        starts, stops = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+        long = (stops - starts) >= delay
+        out[code] = [float(s + delay) for s in starts[long] if s + delay <= t_stop]
+    return out
+
+
+def latency(folder: Path, nights: int) -> dict[str, Any]:
+    """Replay ``nights`` SpO2 nights through AlertEngine; emission - criterion time."""
+    lat: list[float] = []
+    missed = 0
+    files = sorted(p for p in folder.glob("*.edf")
+                   if any(s.spec.modality == "spo2" for s in read_recording(p).signals))
+    files = sorted(files, key=lambda p: (not p.name.startswith("D"), p.name))[:nights]
+    for path in files:
+        rec = read_recording(path)
+        tracks = [replay.Track(s.label, s.spec.modality, s.spec.fs, s.data, s.valid)
+                  for s in rec.signals]
+        engine = AlertEngine(path.stem)
+        alerts: list[Alert] = []
+        for block in replay.blocks(path.stem, tracks):
+            alerts += [a for a in engine.process(block)
+                       if isinstance(a, Alert) and a.state == AlertState.ACTIVE and a.end is None]
+        s = next(s for s in rec.signals if s.spec.modality == "spo2")
+        ref = _reference_times(am.clean_spo2(s.data, s.valid), float(len(s.data)))
+        for code, times in ref.items():
+            emitted = np.asarray(sorted(a.emitted_at for a in alerts if a.code == code))
+            for c in times:
+                k = np.searchsorted(emitted, c - 1e-9)
+                if k < emitted.size and emitted[k] - c < 60:
+                    lat.append(float(emitted[k] - c))
+                else:
+                    missed += 1
+    arr = np.asarray(lat) if lat else np.asarray([np.nan])
+    return {"nights": len(files), "alerts": len(lat), "missed": missed,
+            "p50_s": float(np.percentile(arr, 50)), "p99_s": float(np.percentile(arr, 99)),
+            "max_s": float(np.max(arr)), "goal_p99_s": 1.0}
+
+
+def main(args: argparse.Namespace) -> int:
+    figures: dict[str, Any] = {}
+    shipped: dict[str, Any] = {}
+    for folder in _sets(args.data):
+        if list(folder.glob("*.minutes.csv")):
+            fig, model = evaluate_minutes(folder)
+            shipped.update(model)
+            goals = GOALS["oximetry" if fig["model"] == "spo2_hr" else "hr"]
+            fig.update({f"goal_{k}": v for k, v in goals.items()})
+            if args.latency and fig["model"] == "spo2_hr":
+                fig["latency"] = latency(folder, args.latency)
+        else:
+            models = am.load_models()
+            fig = evaluate_epochs(folder, models["hr"])
+        figures[folder.name] = fig
+        print(f"{folder.name}: " + ", ".join(
+            f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in fig.items()))
+    if args.fit:
+        path = am.MODEL_PATH
+        old = json.loads(path.read_text()) if path.exists() else {"models": {}}
+        old["models"].update(shipped)
+        old["note"] = (f"logistic models fitted on all records; features per minute at "
+                       f"60 (m + 1) + {am.DELAY_S} s; see apnea_minutes.py")
+        path.write_text(json.dumps(old, indent=1) + "\n")
+        print(f"wrote {path.name}: {sorted(shipped)}")
+    if len(figures) == 1:  # one set: its figures at the top level
+        figures = next(iter(figures.values()))
+    print_figures(figures, as_json=args.json)
+    return 0

@@ -1,0 +1,119 @@
+"""``sleepstream replay PATH.edf``: a recorded night through the engine, live output on screen."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TextIO
+
+from sleepstream.drivers.edf import EdfSource, read_recording
+from sleepstream.engine.app.compose import build_engine, replay_config
+from sleepstream.engine.config import Config, ModelSection, load_config
+from sleepstream.engine.pipeline import BedRuntime
+from sleepstream.engine.sinks import ConsoleSink, TallySink
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", type=Path, help="EDF or EDF+ recording")
+    pace = p.add_mutually_exclusive_group()
+    pace.add_argument("--speed", type=float, default=1.0,
+                      help="replay speed as a multiple of real time (default 1)")
+    pace.add_argument("--max-speed", action="store_true", help="replay as fast as possible")
+    p.add_argument("--out", type=Path, help="also write every event to this JSONL file")
+    p.add_argument("--config", type=Path, help="engine TOML (channel map, alerts, model)")
+    p.add_argument("--no-model", action="store_true", help="run without sleep staging")
+    p.add_argument("--quiet", action="store_true", help="no events on the console")
+    p.add_argument("--alerts-only", action="store_true", help="console shows alerts only")
+    p.add_argument("--bed", default="replay", help="bed id in events (default: replay)")
+
+
+class Progress:
+    """A progress bar on stderr (a line every 10 % when stderr is not a terminal)."""
+
+    def __init__(self, total_s: float, stream: TextIO | None = None) -> None:
+        self.total = max(total_s, 1e-9)
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.last = -1
+
+    def __call__(self, bed: BedRuntime, t: float) -> None:
+        frac = min(1.0, t / self.total)
+        step = int(frac * (50 if self.tty else 10))
+        if step == self.last:
+            return
+        self.last = step
+        if self.tty:
+            bar = "#" * int(frac * 30)
+            self.stream.write(f"\r  replay [{bar:<30}] {frac * 100:5.1f}% {t:8.0f} s")
+            if frac >= 1.0:
+                self.stream.write("\n")
+        else:
+            self.stream.write(f"  replay {frac * 100:5.1f}% ({t:.0f} s)\n")
+        self.stream.flush()
+
+
+def main(args: argparse.Namespace) -> int:
+    base = load_config(args.config) if args.config else Config()
+    if args.no_model:
+        base = replace(base, model=ModelSection(checkpoint="none", backend=base.model.backend))
+    rules = base.beds[0].channel_rules if base.beds else ()
+    config = replay_config(args.path, bed=args.bed, rules=rules, base=base, jsonl=args.out)
+    recording = read_recording(args.path, rules)
+    speed = None if args.max_speed else args.speed
+    source = EdfSource(args.path, speed=speed, chunk_s=1.0 if speed and speed < 100 else 30.0,
+                       recording=recording)
+    tally = TallySink()
+    extra: list[Any] = [tally]
+    if not args.quiet:
+        extra.append(ConsoleSink(alerts_only=args.alerts_only))
+    engine, beds, model = build_engine(
+        config, live=False, extra_sinks=extra, drivers={args.bed: [source]}
+    )
+    progress = Progress(recording.duration)
+    advance = engine.on_progress
+
+    def on_progress(bed: BedRuntime, t: float) -> None:
+        if advance is not None:
+            advance(bed, t)
+        progress(bed, t)
+
+    engine.on_progress = on_progress
+    print(f"sleepstream replay {args.path.name}: {recording.duration / 3600:.2f} h, "
+          f"{len(recording.signals)} channels; {model.description}", file=sys.stderr)
+    wall0 = time.perf_counter()
+    asyncio.run(engine.run())
+    wall = time.perf_counter() - wall0
+    print_summary(recording.duration, wall, beds[0], tally, sys.stdout)
+    return 1 if beds[0].failed else 0
+
+
+def print_summary(
+    duration: float, wall: float, bed: BedRuntime, tally: TallySink, out: TextIO
+) -> None:
+    w = out.write
+    w("\n== replay summary ==\n")
+    w(f"time replayed   {duration:.0f} s ({duration / 3600:.2f} h) in {wall:.2f} s wall, "
+      f"speed-up {duration / max(wall, 1e-9):.0f}x real time\n")
+    w(f"frames          {bed.frames_in} in, {bed.frames_dropped} dropped\n")
+    w("channel                 rate   samples in  gap-filled  invalid  invalid by reason\n")
+    for name, s in bed.state.summary().items():
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(s["invalid_by_reason"].items())) or "-"
+        w(f"{name[:22]:<22} {s['fs']:>6g} {s['samples_in']:>12} {s['filled']:>11} "
+          f"{s['invalid']:>8}  {reasons}\n")
+    name = bed.state.bed
+    tech = _counts(tally.alarms(name, "technical"))
+    phys = _counts(tally.alarms(name, "physiological"))
+    w(f"technical alarms      {tech}\n")
+    w(f"physiological alarms  {phys}\n")
+    w(f"stage events          {tally.types.get('stage', 0)}\n")
+    if bed.failed:
+        w(f"BED FAILED: {bed.failed}\n")
+
+
+def _counts(counter: Counter[str]) -> str:
+    return ", ".join(f"{k} x{v}" for k, v in sorted(counter.items())) or "none"

@@ -1,0 +1,176 @@
+"""The composition root: the one place that turns configuration into running objects.
+
+Nothing below this module reads configuration; everything receives what it needs here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sleepstream.engine.alerts.engine import AlertEngine
+from sleepstream.engine.bed import BedState
+from sleepstream.engine.channel_map import ChannelRule
+from sleepstream.engine.clock import EngineClock, MonotonicClock, ReplayClockState
+from sleepstream.engine.config import BedConfig, Config, SinkConfig, SourceConfig
+from sleepstream.engine.errors import ConfigError
+from sleepstream.engine.inference.staging import live_processor_factory, processor_factory
+from sleepstream.engine.pipeline import BedRuntime, Engine, EngineSettings
+from sleepstream.engine.protocols import BlockProcessor, Driver, Event, Sink
+from sleepstream.engine.sinks import ConsoleSink, JsonlSink
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelChoice:
+    """What the engine stages with: a processor factory, or None and the reason why not."""
+
+    factory: Any | None
+    description: str
+    shared: Any | None = None  # live: the staging shared by all beds (an async context manager)
+
+
+def choose_model(config: Config, *, live: bool = False) -> ModelChoice:
+    if config.model.checkpoint == "none":
+        return ModelChoice(None, "no model configured: running without sleep stages")
+    if live:  # one backend and one step scheduler for all beds
+        return ModelChoice(*live_processor_factory(
+            config.model.checkpoint, config.model.backend, len(config.beds)))
+    return ModelChoice(*processor_factory(config.model.checkpoint, config.model.backend))
+
+
+def make_processors(
+    config: Config, bed: BedConfig, model: ModelChoice
+) -> list[BlockProcessor]:
+    processors: list[BlockProcessor] = [AlertEngine(bed.id, bed.alerts)]
+    if model.factory is not None:
+        processors.append(model.factory(bed.id))
+    return processors
+
+
+def make_driver(
+    source: SourceConfig,
+    bed: BedConfig,
+    config: Config,
+    *,
+    live: bool,
+    clock: EngineClock | None = None,
+) -> Driver:
+    opts = dict(source.options)
+    if source.kind == "edf":
+        from sleepstream.drivers.edf import EdfSource
+
+        base = config.path.parent if config.path is not None else Path.cwd()
+        path = Path(opts["path"])
+        speed = opts.get("speed", 1.0 if live else None)
+        chunk_s = opts.get("chunk_s", 1.0 if speed is not None else 30.0)
+        return EdfSource(path if path.is_absolute() else base / path, speed=speed,
+                         chunk_s=chunk_s, rules=bed.channel_rules)
+    if source.kind == "lsl":
+        from sleepstream.drivers.lsl import source_from_config as lsl_source
+
+        return lsl_source(opts, bed=bed, config=config, clock=clock)
+    if source.kind == "mqtt":
+        from sleepstream.drivers.mqtt import source_from_config as mqtt_source
+
+        return mqtt_source(opts, bed=bed, config=config, clock=clock)
+    raise ConfigError([(f"beds.{bed.id}.sources", f"unknown source kind {source.kind!r}")])
+
+
+def make_sink(sink: SinkConfig, config: Config) -> Sink:
+    opts = dict(sink.options)
+    if sink.kind == "jsonl":
+        return JsonlSink(opts["path"])
+    if sink.kind == "console":
+        return ConsoleSink(alerts_only=bool(opts.get("alerts_only", False)))
+    if sink.kind == "mqtt":
+        from sleepstream.drivers.mqtt import sink_from_config as mqtt_sink
+
+        return mqtt_sink(opts, config=config)
+    if sink.kind == "lsl":
+        from sleepstream.drivers.lsl import sink_from_config as lsl_sink
+
+        return lsl_sink(opts, config=config)
+    raise ConfigError([("sinks", f"unknown sink kind {sink.kind!r}")])
+
+
+def build_engine(
+    config: Config,
+    *,
+    live: bool,
+    extra_sinks: Sequence[Sink] = (),
+    clock: EngineClock | None = None,
+    drivers: dict[str, Sequence[Driver]] | None = None,
+) -> tuple[Engine, list[BedRuntime], ModelChoice]:
+    """Build the engine for ``config``. ``drivers`` replaces the configured sources of the named
+    beds (used by ``replay`` and by tests)."""
+    clock = clock or (MonotonicClock() if live else ReplayClockState())
+    model = choose_model(config, live=live)
+    beds = []
+    for bed_cfg in config.beds:
+        bed_drivers = (drivers or {}).get(bed_cfg.id) or [
+            make_driver(s, bed_cfg, config, live=live, clock=clock) for s in bed_cfg.sources
+        ]
+        state = BedState(
+            bed=bed_cfg.id,
+            hop_s=config.engine.hop_s,
+            ring_s=config.engine.ring_s,
+            processors=tuple(make_processors(config, bed_cfg, model)),
+        )
+        beds.append(BedRuntime(state=state, drivers=bed_drivers, site=bed_cfg.site))
+    sinks = [make_sink(s, config) for s in config.sinks] + list(extra_sinks)
+    settings = EngineSettings(
+        frame_queue=config.engine.frame_queue,
+        event_queue=config.engine.event_queue,
+        live=live,
+        live_grace_s=config.engine.live_grace_s,
+        hop_s=config.engine.hop_s,
+    )
+    start = [_status_start(b.state.bed, model, clock) for b in beds]
+    engine = Engine(beds, sinks, clock=clock, settings=settings, start_events=start,
+                    commands=_command_sources(config, clock) if live else (),
+                    resources=[model.shared] if model.shared is not None else ())
+    if model.shared is not None:  # stage events come back from the scheduler's ticks
+        model.shared.publish = engine.bus.publish_nowait
+    if isinstance(clock, ReplayClockState):
+        engine.on_progress = lambda bed, t: clock.advance(t)
+    return engine, beds, model
+
+
+def _command_sources(config: Config, clock: EngineClock) -> list[Any]:
+    """Live engines with an MQTT sink also take acknowledgements over MQTT, per site."""
+    if not any(s.kind == "mqtt" for s in config.sinks):
+        return []
+    from sleepstream.drivers.mqtt import broker_from_config
+    from sleepstream.drivers.mqtt_commands import MqttCommandSource
+
+    broker = broker_from_config(config)
+    sites = sorted({b.site for b in config.beds})
+    return [MqttCommandSource(broker=broker, site=s, clock=clock).commands() for s in sites]
+
+
+def _status_start(bed: str, model: ModelChoice, clock: EngineClock) -> Event:
+    wall = getattr(clock, "wall_origin", None)
+    start = dt.datetime.fromtimestamp(wall, dt.UTC).isoformat() if wall else None
+    return {
+        "type": "status", "bed": bed, "state": "online", "t": 0.0, "start": start,
+        "stages": model.factory is not None, "message": model.description,
+    }
+
+
+def replay_config(
+    path: Path, *, bed: str = "replay", rules: Sequence[ChannelRule] = (),
+    base: Config | None = None, jsonl: Path | None = None,
+) -> Config:
+    """A configuration that replays one file into one bed (used by ``sleepstream replay``)."""
+    base = base or Config()
+    bed_cfg = BedConfig(id=bed, sources=(SourceConfig("edf", {"path": str(path)}),),
+                        channel_rules=tuple(rules),
+                        alerts=base.beds[0].alerts if base.beds else base.alerts)
+    sinks = tuple(base.sinks) + ((SinkConfig("jsonl", {"path": str(jsonl)}),) if jsonl else ())
+    return Config(base.engine, base.model, base.mqtt, (bed_cfg,), sinks, base.alerts, base.path)

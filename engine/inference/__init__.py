@@ -1,0 +1,1 @@
+"""Inference: model files, tokenizer runtime, step scheduler and every backend."""

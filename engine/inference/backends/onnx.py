@@ -1,0 +1,177 @@
+"""The streaming step on onnxruntime with the ring KV cache held in place, slot-major.
+
+The serving graph (``step_serving.onnx``, see ``serving.json``) reads each layer's cache
+(B, H, W, Dh) and returns only the step's new key/value rows, which are written here at slot
+``pos % W``. When the batch's slots are one contiguous run (the scheduler packs them so), the
+cache goes to the graph as a view, without a copy. Model directories without the serving graph
+fall back to the full-state ``step.onnx`` (``OnnxStepBackend``), which copies the cache twice
+per step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+from sleepstream.engine.errors import ModelError
+from sleepstream.engine.inference.tokenizer_runtime import ModelFiles, session
+from sleepstream.engine.protocols import InferenceBackend, StepBatch, StepOutput
+
+log = logging.getLogger(__name__)
+
+SERVING_MANIFEST = "serving.json"
+
+
+def load_serving(root: Path) -> dict[str, Any] | None:
+    """The verified serving manifest of a model directory, or None where there is none."""
+    path = root / SERVING_MANIFEST
+    if not path.is_file():
+        return None
+    man: dict[str, Any] = json.loads(path.read_text())
+    for name, digest in man["sha256"].items():
+        f = root / name
+        if not f.is_file() or hashlib.sha256(f.read_bytes()).hexdigest() != digest:
+            raise ModelError(f"{f}: missing or checksum mismatch; run sleepstream export onnx")
+    return man
+
+
+def slot_index(slots: npt.NDArray[np.int64]) -> slice | npt.NDArray[np.int64]:
+    """A slice when ``slots`` is one ascending contiguous run (views, no copies), else itself."""
+    n = len(slots)
+    if n and slots[-1] - slots[0] == n - 1 and (n == 1 or bool(np.all(np.diff(slots) == 1))):
+        return slice(int(slots[0]), int(slots[0]) + n)
+    return slots
+
+
+def providers(device: str) -> list[str]:
+    have = ort.get_available_providers()
+    if device == "cuda" and "CUDAExecutionProvider" in have:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+class OnnxRingBackend:
+    """``InferenceBackend`` on the serving graph; ``capacity`` KV slots."""
+
+    name = "onnxruntime"
+
+    def __init__(
+        self, files: ModelFiles, capacity: int, *, threads: int = 1, device: str = "cpu"
+    ) -> None:
+        man = load_serving(files.root)
+        if man is None:
+            raise ModelError(f"{files.root}: no {SERVING_MANIFEST}; run sleepstream export onnx")
+        self.files, self.capacity = files, capacity
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        path = str(files.root / man["step"])
+        self._sess = ort.InferenceSession(path, opts, providers=providers(device))
+        self._outs: list[str] = list(man["outputs"])
+        shape = (capacity, files.n_head, files.window, files.head_dim)  # (C, H, W, Dh)
+        self.k = [np.zeros(shape, np.float32) for _ in range(files.n_layer)]
+        self.v = [np.zeros(shape, np.float32) for _ in range(files.n_layer)]
+        self.pos = np.zeros(capacity, np.int64)
+        self.prev_h = np.zeros((capacity, files.d_model), np.float32)
+
+    @property
+    def bytes_per_slot(self) -> int:
+        per = sum(a[0].nbytes for a in (*self.k, *self.v))
+        return per + self.pos[:1].nbytes + self.prev_h[0].nbytes
+
+    def step(self, batch: StepBatch) -> StepOutput:
+        s = slot_index(batch.slots)
+        feeds: dict[str, Any] = {
+            "codes": np.ascontiguousarray(batch.codes, np.int64),
+            "presence": np.ascontiguousarray(batch.presence, bool),
+            "pos": self.pos[s],
+            "prev_h": self.prev_h[s],
+        }
+        for i in range(self.files.n_layer):
+            feeds[f"k_cache_{i}"] = self.k[i][s]
+            feeds[f"v_cache_{i}"] = self.v[i][s]
+        out = self._sess.run(self._outs, feeds)
+        emb, logits, surprise = out[:3]
+        w = self.pos[s] % self.files.window
+        idx = batch.slots
+        for i in range(self.files.n_layer):
+            self.k[i][idx, :, w] = out[3 + 2 * i]  # (B, H, Dh) into slot pos % W
+            self.v[i][idx, :, w] = out[4 + 2 * i]
+        self.pos[s] += 1
+        self.prev_h[s] = emb
+        return StepOutput(emb, logits, surprise)
+
+    def reset(self, slots: npt.NDArray[np.int64]) -> None:
+        for a in (*self.k, *self.v):
+            a[slots] = 0
+        self.pos[slots] = 0
+        self.prev_h[slots] = 0
+
+
+class OnnxStepBackend:
+    """The streaming step on onnxruntime; KV cache of ``capacity`` slots held as numpy arrays."""
+
+    name = "onnxruntime"
+
+    def __init__(
+        self,
+        files: ModelFiles,
+        capacity: int = 1,
+        threads: int = 1,
+        step_session: ort.InferenceSession | None = None,
+    ) -> None:
+        self.files = files
+        self.capacity = capacity
+        self._sess = step_session or session(files.step_file, threads)
+        shape = (files.n_layer, capacity, files.n_head, files.window, files.head_dim)
+        self.k = np.zeros(shape, np.float32)
+        self.v = np.zeros(shape, np.float32)
+        self.pos = np.zeros(capacity, np.int64)
+        self.prev_h = np.zeros((capacity, files.d_model), np.float32)
+
+    def step(self, batch: StepBatch) -> StepOutput:
+        s = batch.slots
+        whole = len(s) == self.capacity and bool((s == np.arange(self.capacity)).all())
+        feeds = {
+            "codes": batch.codes.astype(np.int64),
+            "presence": batch.presence.astype(bool),
+            "k_cache": self.k if whole else self.k[:, s],
+            "v_cache": self.v if whole else self.v[:, s],
+            "pos": self.pos if whole else self.pos[s],
+            "prev_h": self.prev_h if whole else self.prev_h[s],
+        }
+        emb, logits, surprise, k, v, pos, prev_h = self._sess.run(None, feeds)
+        if whole:  # every slot stepped: adopt the new state arrays instead of copying them
+            self.k, self.v, self.pos, self.prev_h = k, v, pos, prev_h
+        else:
+            self.k[:, s], self.v[:, s], self.pos[s], self.prev_h[s] = k, v, pos, prev_h
+        return StepOutput(
+            np.asarray(emb, np.float32),
+            np.asarray(logits, np.float32),
+            np.asarray(surprise, np.float32),
+        )
+
+    def reset(self, slots: npt.NDArray[np.int64]) -> None:
+        self.k[:, slots] = 0
+        self.v[:, slots] = 0
+        self.pos[slots] = 0
+        self.prev_h[slots] = 0
+
+
+def make_onnx_backend(
+    files: ModelFiles, capacity: int, *, threads: int = 1, device: str = "cpu"
+) -> InferenceBackend:
+    """The serving-graph backend, or the full-state fallback where it was not exported."""
+    if (files.root / SERVING_MANIFEST).is_file():
+        return OnnxRingBackend(files, capacity, threads=threads, device=device)
+
+    log.warning("%s: no serving graph; using step.onnx (slower; run sleepstream export onnx)",
+                files.root)
+    return OnnxStepBackend(files, capacity=capacity, threads=threads)

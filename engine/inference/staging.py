@@ -1,0 +1,325 @@
+"""Live sleep staging for one bed: model-rate seconds -> tokens -> streaming step -> stages.
+
+``StagingProcessor`` is a ``BlockProcessor``. It collects each modality's model-rate samples
+into whole seconds (a small preallocated ring per modality), tokenizes every completed second,
+runs the streaming step of the temporal transformer with this bed's KV-cache slot, and when a
+30-s epoch ends emits a ``StageEstimate``: the stage head's logits averaged over the epoch's
+seconds, the modalities that were present, and those missing. Missing modalities enter the
+model as "absent" tokens; the confidence is the top probability times the share of the bed's
+usual modalities that were present, so dropouts lower it and are named.
+
+Replay (and tests) step each bed's own backend synchronously inside ``process``: deterministic,
+no waiting, as fast as the file reads. Live engines share one backend and one ``StepScheduler``
+among all beds (``SharedStaging``): ``process`` submits the bed's due steps without blocking, the
+scheduler runs the due steps of every bed in one call per tick on its inference thread, and the
+stage event of an epoch is published (``publish``, non-blocking) when the epoch's last step is back.
+A bed whose source stalls submits nothing and is not waited for.
+
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from sleepstream.engine.errors import ModelError
+from sleepstream.engine.inference.backends import make_backend
+from sleepstream.engine.inference.backends.onnx import OnnxStepBackend
+from sleepstream.engine.inference.scheduler import StepResult, StepScheduler
+from sleepstream.engine.inference.tokenizer_runtime import (
+    DEFAULT_MODEL_DIR,
+    ModelFiles,
+    ModelFilesError,
+    TokenizerRuntime,
+    TokenizerState,
+    load_model_files,
+    new_state,
+    push_seconds,
+    session,
+)
+from sleepstream.engine.inference.tokenizer_runtime import reset as reset_tokenizer
+from sleepstream.engine.protocols import Block, Event, InferenceBackend, StepBatch
+from sleepstream.engine.types import STAGES, Alert, F32Array, StageEstimate
+
+log = logging.getLogger(__name__)
+
+RING_S = 16  # seconds of model-rate samples buffered per modality
+RESET_GAP_S = 120  # a jump in time longer than this restarts the bed's stream state
+
+
+class _SecondRing:
+    """Model-rate samples of one modality by absolute sample index, ``RING_S`` seconds deep."""
+
+    def __init__(self, fs: int) -> None:
+        self.fs = fs
+        self.data = np.zeros(RING_S * fs, np.float32)
+        self.valid = np.zeros(RING_S * fs, bool)
+        self.end = 0  # absolute index one past the last sample written
+
+    def write(self, t0: float, data: F32Array, valid: npt.NDArray[np.bool_]) -> None:
+        start = round(t0 * self.fs)
+        idx = (start + np.arange(len(data))) % len(self.data)
+        self.data[idx] = data
+        self.valid[idx] = valid & np.isfinite(data)
+        self.end = max(self.end, start + len(data))
+
+    def take(self, first_s: int, n: int) -> tuple[F32Array, npt.NDArray[np.bool_]]:
+        """Seconds [first_s, first_s + n) and clear them (unwritten samples read as invalid)."""
+        idx = (first_s * self.fs + np.arange(n * self.fs)) % len(self.data)
+        d, v = self.data[idx].copy(), self.valid[idx].copy()
+        self.valid[idx] = False
+        return d, v
+
+
+class StagingProcessor:
+    """One bed's live staging (see module docstring)."""
+
+    def __init__(
+        self,
+        bed: str,
+        *,
+        model_dir: str | Path = DEFAULT_MODEL_DIR,
+        files: ModelFiles | None = None,
+        backend: InferenceBackend | None = None,
+        slot: int = 0,
+        tokenizers: TokenizerRuntime | None = None,
+        shared: SharedStaging | None = None,
+    ) -> None:
+        self.bed = bed
+        self.shared = shared  # live: steps go through the shared scheduler
+        self._gen = 0  # stream generation: results of a stream that was restarted are ignored
+        self.steps_failed = 0
+        self.files = files or getattr(backend, "files", None) or load_model_files(model_dir)
+        self.backend: InferenceBackend = backend or OnnxStepBackend(self.files)
+        self.tokenizers = tokenizers or TokenizerRuntime(self.files)
+        self.slot = np.array([slot], np.int64)
+        mods = self.files.modalities
+        self.epoch_s = self.files.epoch_s
+        self._rings = {m: _SecondRing(self.files.tokenizers[m].fs) for m in mods}
+        self._tok: dict[str, TokenizerState] = {
+            m: new_state(self.files.tokenizers[m]) for m in mods
+        }
+        self._next: int | None = None  # next second to step
+        self._seen = np.zeros(len(mods), bool)  # modalities this bed has delivered
+        self._logit_sum = np.zeros(len(STAGES), np.float64)
+        self._presence_sum = np.zeros(len(mods), np.float64)
+        self._steps = 0
+        self.steps_total = 0
+
+    def _restart(self, second: int) -> None:
+        self._gen += 1
+        if self.shared is not None:
+            self.shared.scheduler.reset(self.bed)
+        else:
+            self.backend.reset(self.slot)
+        for st in self._tok.values():
+            reset_tokenizer(st)
+        self._next = second
+        self._clear_epoch()
+
+    def _clear_epoch(self) -> None:
+        self._logit_sum[:] = 0
+        self._presence_sum[:] = 0
+        self._steps = 0
+
+    def process(self, block: Block) -> Sequence[Alert | StageEstimate | Event]:
+        ready = math.floor(block.t_end)
+        firsts: dict[str, bool] = {}
+        for ch in block.model.values():
+            m = ch.modality
+            if m is None or m not in self._rings or firsts.get(m):
+                continue
+            firsts[m] = True  # the first channel of a modality feeds it (as in training)
+            self._rings[m].write(ch.t0, ch.data, ch.valid)
+        if firsts:  # wait for the slowest modality, but never more than 2 s behind the block
+            done = min(self._rings[m].end // self._rings[m].fs for m in firsts)
+            ready = max(min(ready, done), ready - 2)
+        start = math.floor(block.t_start)
+        if self._next is None or start - self._next > RESET_GAP_S or ready < self._next - 1:
+            self._restart(start)  # a new stream, a long break, or time going back
+        return self._advance(ready)
+
+    def finish(self, t_end: float) -> Sequence[Alert | StageEstimate | Event]:
+        out = self._advance(math.floor(t_end)) if self._next is not None else []
+        if self.shared is not None:  # the bed ends: steps still queued are dropped
+            self.shared.scheduler.leave(self.bed)
+        return out
+
+    def _advance(self, ready: int) -> list[Alert | StageEstimate | Event]:
+        assert self._next is not None
+        n = ready - self._next
+        if n <= 0:
+            return []
+        mods = self.files.modalities
+        codes = np.zeros((n, len(mods), self.files.levels), np.int64)
+        presence = np.zeros((n, len(mods)), bool)
+        for i, m in enumerate(mods):
+            spec = self.files.tokenizers[m]
+            d, v = self._rings[m].take(self._next, n)
+            frames, present = push_seconds(spec, self._tok[m], d, v)
+            codes[:, i] = self.tokenizers.encode(m, frames)
+            presence[:, i] = present
+        out: list[Alert | StageEstimate | Event] = []
+        for j in range(n):
+            second = self._next + j
+            if self.shared is not None:
+                self.shared.scheduler.submit(
+                    self.bed, codes[j], presence[j], self._on_result(second, presence[j]),
+                    t=float(second),
+                )
+                continue
+            res = self.backend.step(StepBatch(codes[j : j + 1], presence[j : j + 1], self.slot))
+            est = self._fold(second, presence[j], res.stage_logits[0])
+            if est is not None:
+                out.append(est)
+        self._next = ready
+        return out
+
+    def _fold(
+        self, second: int, presence: npt.NDArray[np.bool_], logits: F32Array | None
+    ) -> StageEstimate | None:
+        """Add one step's outputs (None: the step failed) to the epoch; its estimate at the end."""
+        if logits is not None:
+            self.steps_total += 1
+            self._seen |= presence
+            self._logit_sum += logits
+            self._presence_sum += presence
+            self._steps += 1
+        if (second + 1) % self.epoch_s:
+            return None
+        est = self._estimate(second + 1 - self.epoch_s)
+        self._clear_epoch()
+        return est
+
+    def _on_result(
+        self, second: int, presence: npt.NDArray[np.bool_]
+    ) -> Callable[[StepResult | BaseException], None]:
+        gen = self._gen
+
+        def done(res: StepResult | BaseException) -> None:
+            if gen != self._gen or self.shared is None:
+                return  # a restarted stream
+            if isinstance(res, BaseException):
+                self.steps_failed += 1
+            est = self._fold(second, presence, None if isinstance(res, BaseException)
+                             else res.stage_logits)
+            if est is not None:
+                self.shared.publish(est.to_event())
+
+        return done
+
+    def _estimate(self, epoch_start: int) -> StageEstimate:
+        mods = self.files.modalities
+        logits = self._logit_sum / max(self._steps, 1)
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        share = self._presence_sum / max(self._steps, 1)
+        used = tuple(m for i, m in enumerate(mods) if share[i] >= 0.5)
+        missing = tuple(m for i, m in enumerate(mods) if self._seen[i] and share[i] < 0.5)
+        expected = self._seen.sum()
+        coverage = float(share[self._seen].mean()) if expected else 0.0
+        coverage *= self._steps / self.epoch_s
+        best = int(p.argmax())
+        return StageEstimate(
+            bed=self.bed,
+            epoch_start=float(epoch_start),
+            epoch_s=float(self.epoch_s),
+            stage=STAGES[best] if used else None,  # abstain when no modality carried the epoch
+            probs={s: float(x) for s, x in zip(STAGES, p, strict=True)},
+            confidence=float(p[best]) * coverage,
+            modalities=used,
+            missing=missing,
+        )
+
+
+class SharedStaging:
+    """Live: one backend and one ``StepScheduler`` shared by every bed's ``StagingProcessor``.
+    An async context manager (the engine enters it for its lifetime); ``publish`` is set by the
+    composition root to the engine's non-blocking event publish."""
+
+    def __init__(self, backend: InferenceBackend, *, max_wait_s: float = 0.1) -> None:
+        self.backend = backend
+        self.scheduler = StepScheduler(backend, max_wait_s=max_wait_s)
+        self.publish: Callable[[Event], None] = _unpublished
+
+    async def __aenter__(self) -> SharedStaging:
+        await self.scheduler.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.scheduler.__aexit__(None, None, None)
+
+
+def _unpublished(event: Event) -> None:
+    log.warning("stage event dropped: no event bus attached to the shared staging")
+
+
+def processor_factory(
+    checkpoint: str, backend: str
+) -> tuple[Callable[[str], StagingProcessor] | None, str]:
+    """For the composition root: a ``bed id -> StagingProcessor`` factory sharing one set of
+    onnxruntime sessions, or None and the reason. ``checkpoint`` is "default" (the shipped
+    model), a model directory, or a file inside one."""
+    root = Path(checkpoint) if checkpoint != "default" else DEFAULT_MODEL_DIR
+    if root.is_file():
+        root = root.parent
+    try:
+        files = load_model_files(root)
+    except ModelFilesError as exc:
+        return None, f"running without sleep stages: {exc}"
+    tokenizers = TokenizerRuntime(files)
+    step_session = session(files.step_file)
+    runtime, note = "onnxruntime", ""
+    if backend != "onnx":
+        try:
+            make_backend(backend, files, 1)  # fail here, once, if the runtime is missing
+            runtime = backend
+        except ModelError as exc:
+            note = f" ({backend} unavailable: {exc}; using onnxruntime)"
+
+    serving = (root / "serving.json").is_file()
+
+    def factory(bed: str) -> StagingProcessor:
+        if runtime != "onnxruntime" or serving:  # the serving graph writes the ring in place
+            kind = "onnx" if runtime == "onnxruntime" else runtime
+            return StagingProcessor(
+                bed, files=files, backend=make_backend(kind, files, 1), tokenizers=tokenizers
+            )
+        step = OnnxStepBackend(files, capacity=1, step_session=step_session)
+        return StagingProcessor(bed, files=files, backend=step, tokenizers=tokenizers)
+
+    sha = files.manifest.get("checkpoint_sha256", "")[:12]
+    return factory, f"staging with {root.name} (sha256 {sha}) on {runtime}{note}"
+
+
+def live_processor_factory(
+    checkpoint: str, backend: str, beds: int, *, max_wait_s: float = 0.1
+) -> tuple[Callable[[str], StagingProcessor] | None, str, SharedStaging | None]:
+    """Live engines: like ``processor_factory``, but every bed's processor steps through one
+    ``SharedStaging`` (one backend with a KV slot per bed and room for ``beds`` beds, one
+    scheduler), returned third for the composition root to run and to attach to the event bus."""
+    factory, text = processor_factory(checkpoint, backend)
+    if factory is None:
+        return None, text, None
+    files = factory("probe").files
+    runtime = backend
+    try:
+        spare = 2 * max(1, round(1.0 / max_wait_s))  # room for uneven phase buckets
+        step = make_backend(backend, files, beds + spare)
+    except ModelError as exc:
+        runtime = "onnx"
+        log.warning("%s unavailable (%s); using onnxruntime", backend, exc)
+        step = make_backend("onnx", files, beds + spare)
+    shared = SharedStaging(step, max_wait_s=max_wait_s)
+    tokenizers = TokenizerRuntime(files)
+
+    def live(bed: str) -> StagingProcessor:
+        return StagingProcessor(bed, files=files, backend=step, tokenizers=tokenizers,
+                                shared=shared)
+
+    return live, f"{text}; live: one {runtime} backend and scheduler shared by all beds", shared
