@@ -15,13 +15,13 @@ from typing import Any
 
 import torch
 
+from sleepstream.engine.inference.model_files import RUNTIME_MANIFEST, RUNTIME_VERSION
 from sleepstream.models.bundle import Trained
 from sleepstream.models.config import to_dict
 from sleepstream.models.kv_cache import new_cache
 from sleepstream.models.rq_transformer import StreamingStep
 from sleepstream.models.tokenizer import TokenizerExport
 
-RUNTIME_VERSION = 1
 STEP_INPUTS = ["codes", "presence", "k_cache", "v_cache", "pos", "prev_h"]
 STEP_OUTPUTS = [
     "embedding",
@@ -117,6 +117,6 @@ def export_runtime(trained: Trained, out_dir: str | Path) -> Path:
         "checkpoint_sha256": trained.sha256,
         "meta": trained.meta,
     }
-    path = out / "runtime.json"
+    path = out / RUNTIME_MANIFEST
     path.write_text(json.dumps(manifest, indent=1))
     return path

@@ -30,17 +30,20 @@ import numpy.typing as npt
 from sleepstream.engine.errors import ModelError
 from sleepstream.engine.inference.backends import make_backend
 from sleepstream.engine.inference.backends.onnx import OnnxStepBackend
-from sleepstream.engine.inference.scheduler import StepResult, StepScheduler
-from sleepstream.engine.inference.tokenizer_runtime import (
+from sleepstream.engine.inference.model_files import (
     DEFAULT_MODEL_DIR,
+    SERVING_MANIFEST,
     ModelFiles,
     ModelFilesError,
+    load_model_files,
+    session,
+)
+from sleepstream.engine.inference.scheduler import StepResult, StepScheduler
+from sleepstream.engine.inference.tokenizer_runtime import (
     TokenizerRuntime,
     TokenizerState,
-    load_model_files,
     new_state,
     push_seconds,
-    session,
 )
 from sleepstream.engine.inference.tokenizer_runtime import reset as reset_tokenizer
 from sleepstream.engine.protocols import Block, Event, InferenceBackend, StepBatch
@@ -282,7 +285,7 @@ def processor_factory(
         except ModelError as exc:
             note = f" ({backend} unavailable: {exc}; using onnxruntime)"
 
-    serving = (root / "serving.json").is_file()
+    serving = (root / SERVING_MANIFEST).is_file()
 
     def factory(bed: str) -> StagingProcessor:
         if runtime != "onnxruntime" or serving:  # the serving graph writes the ring in place

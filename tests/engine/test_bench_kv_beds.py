@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from sleepstream.engine.app.commands.export import export_random
+    from sleepstream.models.serving_export import export_random
 
     return export_random(tmp_path_factory.mktemp("tiny"), tiny=True)
 

@@ -15,7 +15,7 @@ import pytest
 
 from sleepstream.engine.app.compose import build_engine
 from sleepstream.engine.config import parse_config
-from sleepstream.engine.inference.tokenizer_runtime import DEFAULT_MODEL_DIR
+from sleepstream.engine.inference.model_files import DEFAULT_MODEL_DIR
 from sleepstream.engine.sinks import MemorySink
 from sleepstream.engine.types import ChannelSpec, Frame
 

@@ -18,14 +18,14 @@ import pytest
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
-from sleepstream.engine.app.commands.export import export_random, export_triton  # noqa: E402
 from sleepstream.engine.inference.backends import make_backend  # noqa: E402
 from sleepstream.engine.inference.backends.onnx import (  # noqa: E402
     OnnxRingBackend,
     OnnxStepBackend,
 )
-from sleepstream.engine.inference.tokenizer_runtime import ModelFiles, load_model_files  # noqa: E402
+from sleepstream.engine.inference.model_files import ModelFiles, load_model_files  # noqa: E402
 from sleepstream.engine.protocols import InferenceBackend, StepBatch  # noqa: E402
+from sleepstream.models.serving_export import export_random, export_triton  # noqa: E402
 
 TOL_ORT = 1e-4
 CAP = 5
@@ -142,7 +142,8 @@ def _gpu_ready() -> bool:
 @pytest.mark.skipif(not _gpu_ready(), reason="needs an NVIDIA GPU and the tensorrt package")
 @pytest.mark.parametrize(("fp16", "tol"), [(False, 1e-3), (True, 5e-2)])
 def test_tensorrt_matches_torch(model_dir: Path, fp16: bool, tol: float) -> None:
-    from sleepstream.engine.app.commands.export import SERVING_FILE, build_tensorrt
+    from sleepstream.engine.inference.model_files import SERVING_FILE
+    from sleepstream.models.serving_export import build_tensorrt
 
     name = "step_serving.fp16.plan" if fp16 else "step_serving.plan"
     build_tensorrt(model_dir / SERVING_FILE, model_dir / name, fp16=fp16, batches=(1, 4, 64))

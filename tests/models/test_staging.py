@@ -13,8 +13,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from sleepstream.engine.inference.backends.onnx import OnnxStepBackend  # noqa: E402
+from sleepstream.engine.inference.model_files import ModelFilesError, load_model_files  # noqa: E402
 from sleepstream.engine.inference.staging import StagingProcessor  # noqa: E402
-from sleepstream.engine.inference.tokenizer_runtime import ModelFilesError, load_model_files  # noqa: E402
 from sleepstream.engine.protocols import Block, ChannelBlock, StepBatch  # noqa: E402
 from sleepstream.models.kv_cache import new_cache  # noqa: E402
 from tests.models.conftest import synthetic_night  # noqa: E402

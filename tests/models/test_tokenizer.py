@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 
+from sleepstream.engine.inference.model_files import load_model_files  # noqa: E402
 from sleepstream.engine.inference.tokenizer_runtime import (  # noqa: E402
     TokenizerRuntime,
-    load_model_files,
     new_state,
     push_seconds,
 )

@@ -13,7 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from sleepstream.engine.app.cli import main as cli  # noqa: E402
-from sleepstream.engine.inference.tokenizer_runtime import load_model_files  # noqa: E402
+from sleepstream.engine.inference.model_files import load_model_files  # noqa: E402
 from sleepstream.models.config import ModelConfig  # noqa: E402
 from sleepstream.models.rq_transformer import RQTransformer  # noqa: E402
 from sleepstream.models.train import Tokenized, info_nce, pretrain  # noqa: E402

@@ -31,15 +31,15 @@ from typing import Any
 import numpy as np
 
 from sleepstream.engine.errors import BackendUnavailableError
-from sleepstream.engine.inference.scheduler import StepScheduler
-from sleepstream.engine.inference.tokenizer_runtime import (
+from sleepstream.engine.inference.model_files import (
     DEFAULT_MODEL_DIR,
+    RUNTIME_MANIFEST,
+    SERVING_MANIFEST,
     ModelFiles,
-    TokenizerRuntime,
     load_model_files,
-    new_state,
-    push_seconds,
 )
+from sleepstream.engine.inference.scheduler import StepScheduler
+from sleepstream.engine.inference.tokenizer_runtime import TokenizerRuntime, new_state, push_seconds
 from sleepstream.engine.report import print_figures
 
 GOAL_BEDS_CPU, GOAL_P99_CPU_MS, GOAL_MB_PER_BED = 500, 200.0, 5.0
@@ -65,14 +65,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def resolve_model(checkpoint: Path | None, label: dict[str, Any]) -> Path:
     """The model directory to benchmark, with its serving graph; ``label`` says which it is."""
     root = checkpoint or DEFAULT_MODEL_DIR
-    if (root / "runtime.json").is_file():
+    if (root / RUNTIME_MANIFEST).is_file():
         label["model"] = str(root.name)
-        if (root / "serving.json").is_file():
+        if (root / SERVING_MANIFEST).is_file():
             return root
         # the serving graph, written into a scratch copy
         bundle = importlib.import_module("sleepstream.models.bundle")
         export_serving = importlib.import_module(
-            "sleepstream.engine.app.commands.export"
+            "sleepstream.models.serving_export"
         ).export_serving
 
         tr = bundle.load(root / "model.npz")
@@ -84,7 +84,7 @@ def resolve_model(checkpoint: Path | None, label: dict[str, Any]) -> Path:
         return tmp
     if checkpoint is not None:
         raise SystemExit(f"{checkpoint}: no runtime.json; not a model directory")
-    export_random = importlib.import_module("sleepstream.engine.app.commands.export").export_random
+    export_random = importlib.import_module("sleepstream.models.serving_export").export_random
 
     label["model"] = "random-init network of the shipped configuration (no trained model found)"
     return export_random(Path(tempfile.mkdtemp(prefix="sleepstream-bench-")), tiny=False)

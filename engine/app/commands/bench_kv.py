@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from sleepstream.engine.inference.tokenizer_runtime import DEFAULT_MODEL_DIR
+from sleepstream.engine.inference.model_files import DEFAULT_MODEL_DIR, SERVING_FILE
 from sleepstream.engine.report import print_figures
 
 GOAL_RATIO_10MIN = 50.0
@@ -87,8 +87,8 @@ def _onnx_case(model: Any, window: int, repeat: int, threads: int, tmp: Path) ->
     import onnxruntime as ort
     import torch
 
-    export = _models("commands.export")
-    _onnx_export, export_serving = export._onnx_export, export.export_serving
+    export = _models("serving_export")
+    _onnx_export, export_serving = _models("export").onnx_export, export.export_serving
 
     cfg = model.cfg
     m, q = len(cfg.modalities), cfg.levels
@@ -97,7 +97,7 @@ def _onnx_case(model: Any, window: int, repeat: int, threads: int, tmp: Path) ->
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
     cpu = ["CPUExecutionProvider"]
-    step = ort.InferenceSession(str(d / "step_serving.onnx"), opts, providers=cpu)
+    step = ort.InferenceSession(str(d / SERVING_FILE), opts, providers=cpu)
     rng = np.random.default_rng(0)
     shape = (1, cfg.n_head, window, cfg.head_dim)
     caches = [rng.normal(size=shape).astype(np.float32) for _ in range(2 * cfg.n_layer)]

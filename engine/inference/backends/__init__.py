@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 
 from sleepstream.engine.errors import BackendUnavailableError, ConfigError
-from sleepstream.engine.inference.tokenizer_runtime import ModelFiles
+from sleepstream.engine.inference.model_files import ModelFiles
 from sleepstream.engine.protocols import InferenceBackend
 
 BACKENDS = ("onnx", "tensorrt", "torch")

@@ -10,10 +10,7 @@ per step.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,26 +18,15 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from sleepstream.engine.errors import ModelError
-from sleepstream.engine.inference.tokenizer_runtime import ModelFiles, session
+from sleepstream.engine.inference.model_files import (
+    SERVING_MANIFEST,
+    ModelFiles,
+    load_serving,
+    session,
+)
 from sleepstream.engine.protocols import InferenceBackend, StepBatch, StepOutput
 
 log = logging.getLogger(__name__)
-
-SERVING_MANIFEST = "serving.json"
-
-
-def load_serving(root: Path) -> dict[str, Any] | None:
-    """The verified serving manifest of a model directory, or None where there is none."""
-    path = root / SERVING_MANIFEST
-    if not path.is_file():
-        return None
-    man: dict[str, Any] = json.loads(path.read_text())
-    for name, digest in man["sha256"].items():
-        f = root / name
-        if not f.is_file() or hashlib.sha256(f.read_bytes()).hexdigest() != digest:
-            raise ModelError(f"{f}: missing or checksum mismatch; run sleepstream export onnx")
-    return man
-
 
 def slot_index(slots: npt.NDArray[np.int64]) -> slice | npt.NDArray[np.int64]:
     """A slice when ``slots`` is one ascending contiguous run (views, no copies), else itself."""

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sleepstream.engine.errors import BackendUnavailableError, ModelError
-from sleepstream.engine.inference.tokenizer_runtime import ModelFiles
+from sleepstream.engine.inference.model_files import ModelFiles
 from sleepstream.engine.protocols import StepBatch, StepOutput
 
 PLAN = "step_serving.plan"

@@ -1,0 +1,150 @@
+"""A model directory and its manifests: the one place that names, reads and verifies them.
+
+A model directory holds ``runtime.json`` (shapes, normalization, the SHA-256 of every runtime
+file), ``tokenizer_<modality>.onnx`` and ``step.onnx``, and optionally the serving form of the
+step: ``serving.json`` listing ``step_serving.onnx`` with its SHA-256. Every file a manifest
+lists is checked against its digest here, once, before any session opens it; a failure is a
+``ModelFilesError`` (a ``ModelError``). Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import onnxruntime as ort
+
+from sleepstream.engine.errors import ModelError
+
+RUNTIME_MANIFEST = "runtime.json"
+SERVING_MANIFEST = "serving.json"
+SERVING_FILE = "step_serving.onnx"
+RUNTIME_VERSION = 1
+DEFAULT_MODEL_DIR = (
+    Path(__file__).resolve().parents[2] / "models" / "checkpoints" / "sleepstream-v1"
+)
+
+
+class ModelFilesError(ModelError):
+    """Model runtime files missing, of another version, unreadable or failing their checksum."""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenizerSpec:
+    modality: str
+    fs: int
+    ctx_s: int
+    levels: int
+    center: float
+    scale: float
+
+    @property
+    def frame(self) -> int:
+        return (self.ctx_s + 1) * self.fs
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFiles:
+    """A verified model directory: what its step graph expects and where its files are."""
+
+    root: Path
+    modalities: tuple[str, ...]
+    tokenizers: dict[str, TokenizerSpec]
+    tokenizer_files: dict[str, Path]
+    step_file: Path
+    n_layer: int
+    n_head: int
+    head_dim: int
+    window: int
+    d_model: int
+    levels: int
+    epoch_s: int
+    manifest: dict[str, Any]
+
+
+def session(path: Path, threads: int = 1) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def read_manifest(path: Path, hint: str) -> dict[str, Any]:
+    """A manifest's JSON with every file it lists verified against its SHA-256."""
+    try:
+        man = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFilesError(f"{path}: unreadable ({exc}); {hint}") from exc
+    if not isinstance(man, dict) or not isinstance(man.get("sha256"), dict):
+        raise ModelFilesError(f"{path}: not a model manifest (no sha256 table); {hint}")
+    for name, digest in man["sha256"].items():
+        f = path.parent / name
+        if not f.is_file() or hashlib.sha256(f.read_bytes()).hexdigest() != digest:
+            raise ModelFilesError(f"{f}: missing or checksum mismatch; {hint}")
+    return man
+
+
+def load_serving(root: Path) -> dict[str, Any] | None:
+    """The verified serving manifest of a model directory, or None where there is none."""
+    path = root / SERVING_MANIFEST
+    if not path.is_file():
+        return None
+    return read_manifest(path, "run sleepstream export onnx")
+
+
+def load_model_files(root: str | Path = DEFAULT_MODEL_DIR, *, verify: bool = True) -> ModelFiles:
+    root = Path(root)
+    path = root / RUNTIME_MANIFEST
+    if not path.is_file():
+        raise ModelFilesError(
+            f"{path}: missing; train a model (sleepstream train stage) or point to one"
+        )
+    hint = "re-install the model files"
+    if verify:
+        man = read_manifest(path, hint)
+    else:
+        try:
+            man = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ModelFilesError(f"{path}: unreadable ({exc}); {hint}") from exc
+    if man.get("version") != RUNTIME_VERSION:
+        raise ModelFilesError(
+            f"{path}: runtime version {man.get('version')}, this engine reads {RUNTIME_VERSION}"
+        )
+    try:
+        return _model_files(root, man)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFilesError(f"{path}: malformed manifest ({exc!r}); {hint}") from exc
+
+
+def _model_files(root: Path, man: dict[str, Any]) -> ModelFiles:
+    model = man["config"]["model"]
+    specs = {
+        t["modality"]: TokenizerSpec(
+            t["modality"],
+            int(t["fs"]),
+            int(t["ctx_s"]),
+            int(t["levels"]),
+            float(t["center"]),
+            float(t["scale"]),
+        )
+        for t in man["config"]["tokenizers"]
+    }
+    return ModelFiles(
+        root=root,
+        modalities=tuple(model["modalities"]),
+        tokenizers=specs,
+        tokenizer_files={m: root / f for m, f in man["tokenizers"].items()},
+        step_file=root / man["step"]["file"],
+        n_layer=int(model["n_layer"]),
+        n_head=int(model["n_head"]),
+        head_dim=int(model["d_model"]) // int(model["n_head"]),
+        window=int(model["window"]),
+        d_model=int(model["d_model"]),
+        levels=int(model["levels"]),
+        epoch_s=int(model["epoch_s"]),
+        manifest=man,
+    )
