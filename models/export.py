@@ -19,7 +19,7 @@ from sleepstream.engine.inference.model_files import RUNTIME_MANIFEST, RUNTIME_V
 from sleepstream.models.bundle import Trained
 from sleepstream.models.config import to_dict
 from sleepstream.models.kv_cache import new_cache
-from sleepstream.models.rq_transformer import StreamingStep
+from sleepstream.models.step_graph import FullStateStep
 from sleepstream.models.tokenizer import TokenizerExport
 
 STEP_INPUTS = ["codes", "presence", "k_cache", "v_cache", "pos", "prev_h"]
@@ -106,7 +106,7 @@ def export_runtime(trained: Trained, out_dir: str | Path) -> Path:
         "pos_out": 0,
         "prev_h_out": 0,
     }
-    onnx_export(StreamingStep(trained.model).eval(), args, p, STEP_INPUTS, STEP_OUTPUTS, axes)
+    onnx_export(FullStateStep(trained.model).eval(), args, p, STEP_INPUTS, STEP_OUTPUTS, axes)
     files[p.name] = _sha(p)
     manifest = {
         "version": RUNTIME_VERSION,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from sleepstream.engine.inference.kv_ring import ring_slot
 from sleepstream.models.config import ModelConfig
 
 
@@ -48,12 +49,15 @@ def reset(state: KVCacheState, mask: torch.Tensor) -> KVCacheState:
 
 
 def ring_write(cache: torch.Tensor, new: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-    """Write ``new`` (B, H, Dh) into ``cache`` (B, H, W, Dh) at slot ``pos % W`` (static shapes)."""
+    """Write ``new`` (B, H, Dh) into ``cache`` (B, H, W, Dh) at ``ring_slot`` (static shapes,
+    no in-place write: the in-graph form of ``kv_ring.write_rows``)."""
     w = cache.shape[2]
-    hit = torch.arange(w, device=pos.device)[None, :] == (pos % w)[:, None]  # (B, W)
+    hit = torch.arange(w, device=pos.device)[None, :] == ring_slot(pos, w)[:, None]  # (B, W)
     return torch.where(hit[:, None, :, None], new[:, :, None, :], cache)  # (B, H, W, Dh)
 
 
-def filled_slots(pos: torch.Tensor, window: int) -> torch.Tensor:
-    """(B,) positions just written -> (B, W) True for slots holding one of the last W steps."""
-    return torch.arange(window, device=pos.device)[None, :] <= pos[:, None]
+def ring_mask(pos: torch.Tensor, window: int) -> torch.Tensor:
+    """(B,) position of the step -> (B, W) True for slots holding one of the previous W-1
+    steps (the slot ``ring_slot(pos)`` is about to be overwritten)."""
+    slots = torch.arange(window, device=pos.device)[None, :]
+    return (slots < pos[:, None]) & (slots != ring_slot(pos, window)[:, None])

@@ -10,20 +10,22 @@ causally over the last W steps (RoPE positions). Heads on its output ``h_t``:
 - depth transformer (pretraining only): the full next step, modality by modality, level by
   level, conditioned on ``h_t``.
 
-``forward`` runs a whole window; ``step`` runs one second with the ring KV cache and is the one
-function the runtimes export.
+``forward`` runs a whole window; ``step_rows`` is the one definition of the streaming step (one
+second against the ring KV cache) that ``step`` (training, the torch backend) and every exported
+form (``models.step_graph``) run.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from sleepstream.models.config import ModelConfig
-from sleepstream.models.kv_cache import KVCacheState, filled_slots, ring_write
+from sleepstream.models.kv_cache import KVCacheState, ring_mask, ring_write
 
 
 def rope(pos: torch.Tensor, head_dim: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,26 +72,6 @@ class Attention(nn.Module):
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, T, Dh)
         return self.proj(y.transpose(1, 2).reshape(b, t, d)), (k, v)
 
-    def step(
-        self,
-        x: torch.Tensor,
-        rot: tuple[torch.Tensor, torch.Tensor],
-        k_cache: torch.Tensor,
-        v_cache: torch.Tensor,
-        pos: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        b, d = x.shape
-        q, k, v = self._split(x)  # (B, H, Dh)
-        cos, sin = rot[0][:, None], rot[1][:, None]  # (B, 1, Dh/2)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        k_cache = ring_write(k_cache, k, pos)  # (B, H, W, Dh)
-        v_cache = ring_write(v_cache, v, pos)
-        att = (q[:, :, None, :] @ k_cache.transpose(2, 3)) / math.sqrt(self.hd)  # (B, H, 1, W)
-        valid = filled_slots(pos, k_cache.shape[2])[:, None, None, :]  # (B, 1, 1, W)
-        att = att.masked_fill(~valid, float("-inf")).softmax(-1)
-        y = (att @ v_cache).reshape(b, d)  # (B, H, 1, Dh) -> (B, D)
-        return self.proj(y), k_cache, v_cache
-
 
 class Block(nn.Module):
     def __init__(self, d: int, n_head: int, dropout: float = 0.0) -> None:
@@ -109,18 +91,6 @@ class Block(nn.Module):
         a, kv = self.attn(self.ln1(x), mask, rot, past)
         x = x + self.drop(a)
         return x + self.drop(self.mlp(self.ln2(x))), kv
-
-    def step(
-        self,
-        x: torch.Tensor,
-        rot: tuple[torch.Tensor, torch.Tensor],
-        k_cache: torch.Tensor,
-        v_cache: torch.Tensor,
-        pos: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        a, k_cache, v_cache = self.attn.step(self.ln1(x), rot, k_cache, v_cache, pos)
-        x = x + a
-        return x + self.mlp(self.ln2(x)), k_cache, v_cache
 
 
 class DepthTransformer(nn.Module):
@@ -221,24 +191,57 @@ class RQTransformer(nn.Module):
             new.append((k[:, :, -w:], v[:, :, -w:]))
         return self.ln_out(x), new
 
+    def step_rows(
+        self,
+        codes: torch.Tensor,
+        presence: torch.Tensor,
+        pos: torch.Tensor,
+        prev_h: torch.Tensor,
+        caches: Sequence[torch.Tensor],
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """The streaming step, defined once: one second for B sequences at positions ``pos``
+        (B,), codes (B, M, Q), presence (B, M), the previous embedding (B, D) and the ring of
+        every layer (``caches`` k_0, v_0, k_1, ... each (B, H, W, Dh), read only) ->
+        embedding (B, D), stage logits (B, S), surprise (B,) and the new key/value rows
+        (B, H, Dh) per layer, to be written at ring slot ``pos % W``. The slot about to be
+        overwritten and the slots not yet written are masked; the new key joins as one column."""
+        cfg = self.cfg
+        b, hd, w = codes.shape[0], cfg.head_dim, cfg.window
+        x = self.fuse(codes, presence)  # (B, D)
+        cos, sin = rope(pos, hd, cfg.rope_base)  # (B, Dh/2)
+        cos, sin = cos[:, None], sin[:, None]  # (B, 1, Dh/2)
+        bias = torch.zeros(b, 1, 1, w, dtype=x.dtype).masked_fill(
+            ~ring_mask(pos, w)[:, None, None, :], float("-inf")
+        )  # (B, 1, 1, W)
+        new: list[torch.Tensor] = []
+        for i, blk in enumerate(self.blocks):
+            kc, vc = caches[2 * i], caches[2 * i + 1]  # (B, H, W, Dh)
+            q, k, v = blk.attn._split(blk.ln1(x))  # (B, H, Dh)
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+            q = q / math.sqrt(hd)
+            s_old = torch.matmul(q[:, :, None, :], kc.transpose(2, 3)) + bias  # (B, H, 1, W)
+            s_new = (q * k).sum(-1)[:, :, None, None]  # (B, H, 1, 1)
+            att = torch.cat([s_old, s_new], -1).softmax(-1)  # (B, H, 1, W+1)
+            y = torch.matmul(att[..., :w], vc)[:, :, 0] + att[:, :, 0, w:] * v  # (B, H, Dh)
+            x = x + blk.attn.proj(y.reshape(b, cfg.d_model))
+            x = x + blk.mlp(blk.ln2(x))
+            new += [k, v]
+        h = self.ln_out(x)
+        stage, _ = self.heads(h)
+        _, prev_next = self.heads(prev_h)  # (B, M, K) predicted at the previous step
+        surprise = surprise_of(prev_next, codes, presence) * (pos > 0).to(h.dtype)
+        return h, stage, surprise, new
+
     def step(
         self, codes: torch.Tensor, presence: torch.Tensor, state: KVCacheState
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, KVCacheState]:
-        """One second for B sequences: codes (B, M, Q), presence (B, M) ->
+        """``step_rows`` with the ring written: codes (B, M, Q), presence (B, M), the cache ->
         embedding (B, D), stage logits (B, S), surprise (B,), the updated cache."""
-        x = self.fuse(codes, presence)  # (B, D)
-        rot = rope(state.pos, self.cfg.head_dim, self.cfg.rope_base)  # (B, Dh/2) x 2
-        ks, vs = [], []
-        for i, blk in enumerate(self.blocks):
-            x, k, v = blk.step(x, rot, state.k[i], state.v[i], state.pos)
-            ks.append(k)
-            vs.append(v)
-        h = self.ln_out(x)
-        stage, _ = self.heads(h)
-        _, prev_next = self.heads(state.prev_h)  # (B, M, K) predicted at the previous step
-        surprise = surprise_of(prev_next, codes, presence) * (state.pos > 0).to(h.dtype)
-        new = KVCacheState(torch.stack(ks), torch.stack(vs), state.pos + 1, h)
-        return h, stage, surprise, new
+        caches = [c for i in range(self.cfg.n_layer) for c in (state.k[i], state.v[i])]
+        h, stage, surprise, new = self.step_rows(codes, presence, state.pos, state.prev_h, caches)
+        written = [ring_write(c, n, state.pos) for c, n in zip(caches, new, strict=True)]
+        k, v = torch.stack(written[0::2]), torch.stack(written[1::2])  # (L, B, H, W, Dh)
+        return h, stage, surprise, KVCacheState(k, v, state.pos + 1, h)
 
 
 def surprise_of(
@@ -258,25 +261,3 @@ def full_surprise(
     _, nxt = model.heads(h[:, :-1])  # (B, T-1, M, K)
     s = surprise_of(nxt, codes[:, 1:], presence[:, 1:])
     return F.pad(s, (1, 0))
-
-
-class StreamingStep(nn.Module):
-    """``RQTransformer.step`` with the cache as explicit tensors, for export:
-    (codes, presence, k, v, pos, prev_h) ->
-    (embedding, stage_logits, surprise, k, v, pos, prev_h)."""
-
-    def __init__(self, model: RQTransformer) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(
-        self,
-        codes: torch.Tensor,
-        presence: torch.Tensor,
-        k: torch.Tensor,
-        v: torch.Tensor,
-        pos: torch.Tensor,
-        prev_h: torch.Tensor,
-    ) -> tuple[torch.Tensor, ...]:
-        h, stage, surprise, st = self.model.step(codes, presence, KVCacheState(k, v, pos, prev_h))
-        return h, stage, surprise, st.k, st.v, st.pos, st.prev_h

@@ -18,6 +18,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from sleepstream.engine.errors import ModelError
+from sleepstream.engine.inference.kv_ring import write_rows
 from sleepstream.engine.inference.model_files import (
     SERVING_MANIFEST,
     ModelFiles,
@@ -85,11 +86,7 @@ class OnnxRingBackend:
             feeds[f"v_cache_{i}"] = self.v[i][s]
         out = self._sess.run(self._outs, feeds)
         emb, logits, surprise = out[:3]
-        w = self.pos[s] % self.files.window
-        idx = batch.slots
-        for i in range(self.files.n_layer):
-            self.k[i][idx, :, w] = out[3 + 2 * i]  # (B, H, Dh) into slot pos % W
-            self.v[i][idx, :, w] = out[4 + 2 * i]
+        write_rows(self.k, self.v, batch.slots, self.pos[s], out[3:], self.files.window)
         self.pos[s] += 1
         self.prev_h[s] = emb
         return StepOutput(emb, logits, surprise)

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sleepstream.engine.errors import BackendUnavailableError, ModelError
+from sleepstream.engine.inference.kv_ring import write_rows
 from sleepstream.engine.inference.model_files import ModelFiles
 from sleepstream.engine.protocols import StepBatch, StepOutput
 
@@ -105,10 +106,8 @@ class TensorRTBackend:
         stream = torch.cuda.current_stream()
         if not self._ctx.execute_async_v3(stream.cuda_stream):
             raise ModelError("TensorRT step failed (see the TensorRT log)")
-        w = feeds["pos"].long() % self.files.window
-        for i in range(self.files.n_layer):
-            self.k[i][s_idx, :, w] = outs[f"k_new_{i}"].float()  # (B, H, Dh) at slot pos % W
-            self.v[i][s_idx, :, w] = outs[f"v_new_{i}"].float()
+        rows = [outs[f"{kv}_new_{i}"].float() for i in range(self.files.n_layer) for kv in "kv"]
+        write_rows(self.k, self.v, s_idx, feeds["pos"].long(), rows, self.files.window)
         self.pos[s_idx] += 1
         self.prev_h[s_idx] = outs["embedding"].float()
         return StepOutput(
