@@ -29,6 +29,7 @@ def main(args: argparse.Namespace) -> int:
     from sleepstream.models import bundle
     from sleepstream.models.config import TokenizerConfig
     from sleepstream.models.data import load_nights
+    from sleepstream.models.tokenizer import Tokenizer
     from sleepstream.models.train import tokenizer_quality, train_tokenizer
 
     torch.set_num_threads(args.threads)
@@ -39,7 +40,8 @@ def main(args: argparse.Namespace) -> int:
     val = load_nights(args.data, args.val, args.exclude, mods) if args.val else []
     found = [m for m in MODALITIES if any(m in n.signals for n in train)]
     log.info("training tokenizers for %s on %d nights", found, len(train))
-    toks, quality = {}, {}
+    toks: dict[str, Tokenizer] = {}
+    quality: dict[str, dict[str, float]] = {}
     for m in found:
         cfg = TokenizerConfig.for_modality(m, levels=args.levels, codes=args.codes)
         toks[m] = train_tokenizer(cfg, train, steps=args.steps, batch=args.batch, seed=args.seed)
@@ -54,7 +56,7 @@ def main(args: argparse.Namespace) -> int:
         "tokenizer_quality": quality,
         "tokenizer_steps": args.steps,
     }
-    trained = bundle.Trained(dict(toks), None, meta)
+    trained = bundle.Trained(toks, None, meta)
     args.out.mkdir(parents=True, exist_ok=True)
     bundle.save(args.out / "tokenizer.npz", trained, "tokenizer")
     print(f"wrote {args.out / 'tokenizer.npz'}")
