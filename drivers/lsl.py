@@ -42,6 +42,8 @@ from sleepstream.engine.types import ChannelSpec, Frame
 
 log = logging.getLogger(__name__)
 
+_RESOLVE_WAVE_S = 0.2  # one resolve wave while a lost stream is awaited
+
 Dejitter = Literal["engine", "liblsl", "none"]
 
 
@@ -158,9 +160,7 @@ class LslSource:
     def _predicate(self) -> str:
         return " and ".join(f"{k}='{v}'" for k, v in self.query.items())
 
-    def _resolve(
-        self, timeout_s: float, *, by_source_id: str | None = None
-    ) -> pylsl.StreamInfo | None:
+    def _resolve(self, timeout_s: float, *, by_source_id: str = "") -> pylsl.StreamInfo | None:
         if by_source_id:
             found = pylsl.resolve_byprop("source_id", by_source_id, 1, timeout_s)
         else:
@@ -173,6 +173,20 @@ class LslSource:
         full = inlet.info(self.timeout_s)
         inlet.open_stream(self.timeout_s)
         return inlet, full
+
+    def _reopen(self) -> pylsl.StreamInlet | None:
+        """An inlet on the stream's outlet once it answers again, else None. Short resolve
+        waves: the new outlet is found within a few hundred ms of its return, and data it
+        sends before an inlet is open is lost."""
+        info = self._resolve(_RESOLVE_WAVE_S, by_source_id=self._source_id)
+        if info is None:
+            return None
+        try:
+            inlet, _ = self._open(info)
+        except Exception:  # gone again before we could open it
+            return None
+        self.reconnects += 1
+        return inlet
 
     async def __aenter__(self) -> LslSource:
         self._outbox = Outbox(max_frames=self._max_frames)
@@ -233,13 +247,7 @@ class LslSource:
 
         while not self._stop.is_set():
             if inlet is None:
-                info = self._resolve(0.5, by_source_id=self._source_id or None)
-                if info is not None:
-                    try:
-                        inlet, _ = self._open(info)
-                        self.reconnects += 1
-                    except Exception:  # gone again before we could open it
-                        inlet = None
+                inlet = self._reopen()
                 continue
             try:
                 _, stamps = inlet.pull_chunk(timeout=0.1, max_samples=self.max_chunk,
