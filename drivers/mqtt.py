@@ -1,4 +1,4 @@
-"""MQTT v5 source (one bed) and sink (stage, alert and status topics), on aiomqtt.
+"""MQTT v5 source (one bed), on aiomqtt (the sink is ``drivers.mqtt_sink``).
 
 Source: subscribes to ``sleepstream/v1/<site>/<bed>/data/+``; each topic is one declared channel
 carrying msgpack packets (``drivers.codecs``). Every payload is validated; a rejected one is counted
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 import uuid
@@ -44,17 +43,18 @@ import numpy as np
 from sleepstream.drivers.codecs import DEFAULT_LIMITS, CodecLimits, Packet, decode_packet
 from sleepstream.drivers.mqtt_common import (
     BrokerSettings,
-    bed_topic,
+    broker_from_config,
     channel_of,
     check_segment,
     data_topic,
+    keep_connected,
 )
 from sleepstream.drivers.outbox import Outbox
 from sleepstream.drivers.runs import sensor_off_events
 from sleepstream.drivers.sequence import Segment, SequenceState
 from sleepstream.engine.clock import EngineClock, MonotonicClock
 from sleepstream.engine.errors import PayloadError
-from sleepstream.engine.protocols import Event, SourceEvent
+from sleepstream.engine.protocols import SourceEvent
 from sleepstream.engine.types import ChannelSpec, Frame
 
 log = logging.getLogger(__name__)
@@ -171,27 +171,22 @@ class MqttSource:
     # -- connection ---------------------------------------------------------------------------
 
     async def _connection_loop(self) -> None:
-        attempt = 0
-        ident = f"sleepstream-{self.bed}-{uuid.uuid4().hex[:8]}"
-        while True:
-            try:
-                async with self.broker.client(
-                    identifier=ident, max_queued_incoming=self._max_queued
-                ) as client:
-                    await client.subscribe(self._prefix + "+", qos=1)
-                    self.stats.connects += 1
-                    attempt = 0
-                    self._set_broker_down(False)
-                    self.connected.set()
-                    async for message in client.messages:
-                        self.handle(str(message.topic), message.payload)
-            except aiomqtt.MqttError as exc:
-                self.connected.clear()
-                self._set_broker_down(True, str(exc))
-                delay = self.broker.backoff(attempt)
-                attempt += 1
-                log.info("bed %s: broker unreachable (%s); retry in %.2f s", self.bed, exc, delay)
-                await asyncio.sleep(delay)
+        await keep_connected(
+            self.broker, self._session, identifier=f"sleepstream-{self.bed}-{uuid.uuid4().hex[:8]}",
+            what=f"bed {self.bed}", max_queued_incoming=self._max_queued, on_down=self._down,
+        )
+
+    async def _session(self, client: aiomqtt.Client) -> None:
+        await client.subscribe(self._prefix + "+", qos=1)
+        self.stats.connects += 1
+        self._set_broker_down(False)
+        self.connected.set()
+        async for message in client.messages:
+            self.handle(str(message.topic), message.payload)
+
+    def _down(self, error: aiomqtt.MqttError | None) -> None:
+        self.connected.clear()
+        self._set_broker_down(True, str(error) if error is not None else "connection ended")
 
     def _set_broker_down(self, down: bool, why: str = "") -> None:
         if down == self._broker_down:
@@ -327,126 +322,6 @@ class MqttSource:
         self._outbox.put(SourceEvent(code, channels, float(t), active, message))
 
 
-class MqttSink:
-    """Publishes engine events: ``<bed>/stage`` and ``<bed>/alert`` at QoS 1, ``<bed>/status``
-    retained. The engine's own liveness is ``sleepstream/v1/<site>/engine/<engine_id>/status``
-    (retained, ``online`` on connect, ``offline`` on clean close, and the broker's last will
-    publishes ``offline`` when the engine dies).
-
-    ``emit`` never blocks the pipeline: events wait in a bounded queue (``max_pending``); when it
-    is full the oldest event is dropped and counted (``dropped``). A publisher task sends them,
-    reconnecting with capped jittered backoff; events queued during an outage go out afterwards.
-    """
-
-    def __init__(
-        self,
-        *,
-        broker: BrokerSettings,
-        site: str,
-        engine_id: str = "engine",
-        qos: int = 1,
-        max_pending: int = 10_000,
-    ) -> None:
-        self.broker = broker
-        self.site = check_segment(site, "site")
-        self.engine_id = check_segment(engine_id, "engine id")
-        self.qos = qos
-        self.status_topic = bed_topic(self.site, "engine", f"{self.engine_id}/status")
-        self._pending: asyncio.Queue[tuple[str, bytes, bool]] = asyncio.Queue(max_pending)
-        self.dropped = 0
-        self.published = 0
-        self._task: asyncio.Task[None] | None = None
-        self.connected = asyncio.Event()
-
-    async def __aenter__(self) -> MqttSink:
-        self._start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    def _start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(
-                self._publisher(), name=f"mqtt-sink-{self.engine_id}"
-            )
-
-    async def emit(self, event: Event) -> None:
-        self._start()
-        kind = str(event.get("type", "event"))
-        bed = str(event.get("bed", "engine"))
-        leaf = kind if kind in ("stage", "alert", "status") else "event"
-        try:
-            topic = bed_topic(self.site, check_segment(bed, "bed"), leaf)
-        except ValueError:
-            topic = bed_topic(self.site, "engine", leaf)
-        payload = json.dumps(event, separators=(",", ":"), default=str).encode()
-        item = (topic, payload, leaf == "status")
-        if self._pending.full():
-            self._pending.get_nowait()
-            self.dropped += 1
-        self._pending.put_nowait(item)
-
-    async def flush(self, timeout_s: float = 5.0) -> None:
-        """Wait until every queued event was handed to the broker."""
-        async with asyncio.timeout(timeout_s):
-            await self._pending.join()
-
-    async def aclose(self) -> None:
-        if self._task is None:
-            return
-        with contextlib.suppress(TimeoutError):
-            await self.flush(timeout_s=2.0)
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
-
-    async def _publisher(self) -> None:
-        will = aiomqtt.Will(self.status_topic, b'{"state":"offline"}', qos=1, retain=True)
-        ident = f"sleepstream-sink-{self.engine_id}-{uuid.uuid4().hex[:6]}"
-        attempt = 0
-        item: tuple[str, bytes, bool] | None = None
-        while True:
-            try:
-                async with self.broker.client(identifier=ident, will=will) as client:
-                    await client.publish(self.status_topic, b'{"state":"online"}', qos=1,
-                                         retain=True)
-                    self.connected.set()
-                    attempt = 0
-                    try:
-                        while True:
-                            if item is None:
-                                item = await self._pending.get()
-                            topic, payload, retain = item
-                            await client.publish(topic, payload, qos=self.qos, retain=retain)
-                            self.published += 1
-                            item = None
-                            self._pending.task_done()
-                    except asyncio.CancelledError:
-                        with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
-                            async with asyncio.timeout(1.0):
-                                await client.publish(self.status_topic, b'{"state":"offline"}',
-                                                     qos=1, retain=True)
-                        raise
-            except aiomqtt.MqttError as exc:
-                self.connected.clear()
-                delay = self.broker.backoff(attempt)
-                attempt += 1
-                log.warning("MQTT sink: broker unreachable (%s); retry in %.2f s", exc, delay)
-                await asyncio.sleep(delay)
-
-
-def broker_from_config(config: Any) -> BrokerSettings:
-    """``[mqtt]`` of the engine config as broker settings."""
-    m = config.mqtt
-    return BrokerSettings(
-        host=m.host, port=m.port, username=m.username, password=m.password,
-        tls_ca=m.ca_file if (m.tls or m.ca_file) else None, tls_cert=m.cert_file,
-        tls_key=m.key_file, keepalive_s=m.keepalive_s,
-    )
-
-
 def channel_from_table(item: Any, rules: Sequence[Any]) -> ChannelSpec:
     """A declared channel: ``{name = "SpO2", fs = 1.0, unit = "%"}`` (modality from the rules,
     or ``modality = "spo2"``)."""
@@ -479,12 +354,4 @@ def source_from_config(opts: Any, *, bed: Any, config: Any,
         lost_after_s=float(opts.get("lost_after_s", opts.get("timeout_s", 3.0))),
         reorder_packets=int(opts.get("reorder_packets", 8)),
         reorder_wait_s=float(opts.get("reorder_wait_s", 1.0)),
-    )
-
-
-def sink_from_config(opts: Any, *, config: Any) -> MqttSink:
-    return MqttSink(
-        broker=broker_from_config(config),
-        site=str(opts.get("site", "default")),
-        engine_id=str(opts.get("engine_id", config.mqtt.client_id or "engine")),
     )

@@ -9,6 +9,7 @@ alarm of the bed). Invalid payloads are counted by reason and dropped. ``publish
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
@@ -18,7 +19,12 @@ from typing import Any
 
 import aiomqtt
 
-from sleepstream.drivers.mqtt_common import BrokerSettings, bed_topic, check_segment
+from sleepstream.drivers.mqtt_common import (
+    BrokerSettings,
+    bed_topic,
+    check_segment,
+    keep_connected,
+)
 from sleepstream.engine.clock import EngineClock, MonotonicClock
 from sleepstream.engine.errors import PayloadError, SourceError
 from sleepstream.engine.types import Command
@@ -64,30 +70,39 @@ class MqttCommandSource:
         self.connected = asyncio.Event()
 
     async def commands(self) -> AsyncIterator[Command]:
-        attempt = 0
-        ident = f"sleepstream-commands-{uuid.uuid4().hex[:8]}"
-        while True:
-            try:
-                async with self.broker.client(identifier=ident, max_queued_incoming=1000) as c:
-                    await c.subscribe(f"sleepstream/v1/{self.site}/+/{ACK_LEAF}", qos=1)
-                    attempt = 0
-                    self.connected.set()
-                    async for message in c.messages:
-                        try:
-                            cmd = decode_ack(str(message.topic), message.payload,
-                                             self.clock.now())
-                        except PayloadError as exc:
-                            self.rejected[exc.reason] += 1
-                            log.warning("ack rejected (%s): %s", exc.reason, exc)
-                            continue
-                        self.accepted += 1
-                        yield cmd
-            except aiomqtt.MqttError as exc:
-                self.connected.clear()
-                delay = self.broker.backoff(attempt)
-                attempt += 1
-                log.info("command subscriber: broker unreachable (%s); retry in %.2f s", exc, delay)
-                await asyncio.sleep(delay)
+        """Acknowledgements as they arrive, across reconnects (the subscriber runs as a task)."""
+        inbox: asyncio.Queue[Command] = asyncio.Queue()
+
+        async def session(client: aiomqtt.Client) -> None:
+            await client.subscribe(f"sleepstream/v1/{self.site}/+/{ACK_LEAF}", qos=1)
+            self.connected.set()
+            async for message in client.messages:
+                cmd = self._decode(str(message.topic), message.payload)
+                if cmd is not None:
+                    inbox.put_nowait(cmd)
+
+        task = asyncio.get_running_loop().create_task(keep_connected(
+            self.broker, session, identifier=f"sleepstream-commands-{uuid.uuid4().hex[:8]}",
+            what="command subscriber", max_queued_incoming=1000,
+            on_down=lambda _error: self.connected.clear(),
+        ))
+        try:
+            while True:
+                yield await inbox.get()
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _decode(self, topic: str, payload: Any) -> Command | None:
+        try:
+            cmd = decode_ack(topic, payload, self.clock.now())
+        except PayloadError as exc:
+            self.rejected[exc.reason] += 1
+            log.warning("ack rejected (%s): %s", exc.reason, exc)
+            return None
+        self.accepted += 1
+        return cmd
 
 
 async def publish_ack(

@@ -2,19 +2,26 @@
 
 Topics: ``sleepstream/v1/<site>/<bed>/data/<channel>`` in; ``.../stage``, ``.../alert`` and
 ``.../status`` out. Every client speaks MQTT v5; TLS (CA, client certificate and key) and
-username/password are options. Reconnects use capped, jittered exponential backoff.
+username/password are options. Every client reconnects through ``keep_connected`` (capped,
+jittered exponential backoff).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import random
 import re
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import aiomqtt
 
 from sleepstream.engine.errors import PayloadError
+
+log = logging.getLogger(__name__)
 
 TOPIC_ROOT = "sleepstream/v1"
 _SEGMENT = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
@@ -73,6 +80,57 @@ class BrokerSettings:
         """Delay before reconnect ``attempt`` (0-based): full jitter under a capped exponential."""
         cap = min(self.backoff_max_s, self.backoff_initial_s * 2.0**attempt)
         return (rng or random).uniform(cap / 2, cap)
+
+
+async def keep_connected(
+    broker: BrokerSettings,
+    session: Callable[[aiomqtt.Client], Awaitable[None]],
+    *,
+    identifier: str,
+    what: str,
+    will: aiomqtt.Will | None = None,
+    max_queued_incoming: int = 0,
+    ready: Callable[[], Awaitable[object]] | None = None,
+    on_down: Callable[[aiomqtt.MqttError | None], None] | None = None,
+) -> None:
+    """Run ``session`` on a connected client, reconnecting forever (until cancelled).
+
+    Each round waits for ``ready`` (when given), connects and runs ``session``; when the broker
+    goes away (``MqttError``) or the session returns, ``on_down`` hears why (None: the session
+    ended by itself) and the next round starts after a capped, jittered backoff that restarts
+    from its first step after every successful connect. Every MQTT client of the project
+    (source, sink, command subscriber, simulated device) reconnects this way.
+    """
+    attempt = 0
+    while True:
+        if ready is not None:
+            await ready()
+        error: aiomqtt.MqttError | None = None
+        try:
+            async with broker.client(identifier=identifier, will=will,
+                                     max_queued_incoming=max_queued_incoming) as client:
+                attempt = 0
+                await session(client)
+        except aiomqtt.MqttError as exc:
+            error = exc
+        if on_down is not None:
+            on_down(error)
+        delay = broker.backoff(attempt)
+        attempt += 1
+        if error is not None:
+            log.info("%s: broker %s:%d unreachable (%s); retry in %.2f s", what, broker.host,
+                     broker.port, error, delay)
+        await asyncio.sleep(delay)
+
+
+def broker_from_config(config: Any) -> BrokerSettings:
+    """``[mqtt]`` of the engine config as broker settings."""
+    m = config.mqtt
+    return BrokerSettings(
+        host=m.host, port=m.port, username=m.username, password=m.password,
+        tls_ca=m.ca_file if (m.tls or m.ca_file) else None, tls_cert=m.cert_file,
+        tls_key=m.key_file, keepalive_s=m.keepalive_s,
+    )
 
 
 def check_segment(value: str, what: str) -> str:

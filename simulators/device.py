@@ -25,7 +25,7 @@ import aiomqtt
 import numpy as np
 
 from sleepstream.drivers.codecs import encode_packet
-from sleepstream.drivers.mqtt_common import BrokerSettings, data_topic, topic_safe
+from sleepstream.drivers.mqtt_common import BrokerSettings, data_topic, keep_connected, topic_safe
 from sleepstream.engine.types import BoolArray, F32Array
 from sleepstream.simulators.faults import NO_FAULTS, Fault, FaultSchedule
 
@@ -192,18 +192,19 @@ class MqttDevice:
                 await asyncio.sleep(0.01)
 
     async def _connection(self) -> None:
-        attempt = 0
-        while True:
+        async def ready() -> None:  # online again: a loss from now on ends the next session
             await self._online.wait()
             self._lost.clear()
-            with contextlib.suppress(aiomqtt.MqttError):
-                ident = f"device-{self.bed}-{uuid.uuid4().hex[:6]}"
-                async with self.broker.client(identifier=ident) as client:
-                    self._client, attempt = client, 0
-                    await self._lost.wait()
+
+        async def session(client: aiomqtt.Client) -> None:
+            self._client = client
+            await self._lost.wait()
+
+        def down(_error: aiomqtt.MqttError | None) -> None:
             self._client = None
-            await asyncio.sleep(self.broker.backoff(attempt))
-            attempt += 1
+
+        await keep_connected(self.broker, session, what=f"device {self.bed}", ready=ready,
+                             identifier=f"device-{self.bed}-{uuid.uuid4().hex[:6]}", on_down=down)
 
     async def offline(self, down: bool) -> None:
         if down:

@@ -89,7 +89,7 @@ def make_sink(sink: SinkConfig, config: Config) -> Sink:
     if sink.kind == "console":
         return ConsoleSink(alerts_only=bool(opts.get("alerts_only", False)))
     if sink.kind == "mqtt":
-        from sleepstream.drivers.mqtt import sink_from_config as mqtt_sink
+        from sleepstream.drivers.mqtt_sink import sink_from_config as mqtt_sink
 
         return mqtt_sink(opts, config=config)
     if sink.kind == "lsl":
@@ -146,8 +146,8 @@ def _command_sources(config: Config, clock: EngineClock) -> list[Any]:
     """Live engines with an MQTT sink also take acknowledgements over MQTT, per site."""
     if not any(s.kind == "mqtt" for s in config.sinks):
         return []
-    from sleepstream.drivers.mqtt import broker_from_config
     from sleepstream.drivers.mqtt_commands import MqttCommandSource
+    from sleepstream.drivers.mqtt_common import broker_from_config
 
     broker = broker_from_config(config)
     sites = sorted({b.site for b in config.beds})

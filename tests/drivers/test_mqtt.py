@@ -10,8 +10,9 @@ import aiomqtt
 import numpy as np
 
 from sleepstream.drivers.codecs import encode_packet
-from sleepstream.drivers.mqtt import MqttSink, MqttSource
+from sleepstream.drivers.mqtt import MqttSource
 from sleepstream.drivers.mqtt_common import BrokerSettings, data_topic
+from sleepstream.drivers.mqtt_sink import MqttSink
 from sleepstream.engine.protocols import SourceEvent
 from sleepstream.engine.types import ChannelSpec, Frame
 from tests.peers import Mosquitto
@@ -129,8 +130,8 @@ async def test_last_will_marks_a_killed_engine_offline(mosquitto: Mosquitto) -> 
     site = f"s{uuid.uuid4().hex[:8]}"
     script = (
         "import asyncio, os\n"
-        "from drivers.mqtt import MqttSink\n"
-        "from drivers.mqtt_common import BrokerSettings\n"
+        "from sleepstream.drivers.mqtt_common import BrokerSettings\n"
+        "from sleepstream.drivers.mqtt_sink import MqttSink\n"
         "async def main():\n"
         f"    sink = MqttSink(broker=BrokerSettings(port={mosquitto.port}), site='{site}',"
         " engine_id='e9')\n"

@@ -6,8 +6,8 @@ import argparse
 import asyncio
 from pathlib import Path
 
-from sleepstream.drivers.mqtt import broker_from_config
 from sleepstream.drivers.mqtt_commands import publish_ack
+from sleepstream.drivers.mqtt_common import broker_from_config
 from sleepstream.engine.config import Config, load_config
 
 
