@@ -1,4 +1,4 @@
-"""The engine clock and the mapping of device clocks onto it.
+"""The engine clock (device clocks are mapped onto it by each driver's timeline).
 
 Every sample carries a timestamp in engine seconds. When a file is replayed the engine clock reads
 0 at the recording's first sample; live, it reads 0 when the engine starts and advances with
@@ -42,47 +42,3 @@ class ReplayClockState:
     def advance(self, t: float) -> None:
         if t > self.t:
             self.t = t
-
-
-@dataclass(slots=True)
-class ClockMapState:
-    """Maps a device clock onto the engine clock as ``engine = device + offset + drift * device``.
-
-    Fitted online by exponentially-weighted least squares over (device, engine) pairs, so slow
-    drift is followed and a single late packet moves the map little. A jump larger than
-    ``jump_s`` between prediction and observation resets the fit and is reported by ``update``.
-    """
-
-    alpha: float = 0.02
-    jump_s: float = 2.0
-    n: int = 0
-    mean_d: float = 0.0
-    mean_e: float = 0.0
-    var_d: float = 0.0
-    cov_de: float = 0.0
-
-    def map(self, device_t: float) -> float:
-        if self.n == 0:
-            return device_t
-        slope = self.cov_de / self.var_d if self.var_d > 1e-9 and self.n > 10 else 1.0
-        return self.mean_e + slope * (device_t - self.mean_d)
-
-    def update(self, device_t: float, engine_t: float) -> bool:
-        """Add one observation; True if it was a clock jump (and the fit restarted)."""
-        if self.n > 0 and abs(self.map(device_t) - engine_t) > self.jump_s:
-            self.n = 0
-            self.var_d = self.cov_de = 0.0
-            jumped = True
-        else:
-            jumped = False
-        if self.n == 0:
-            self.mean_d, self.mean_e = device_t, engine_t
-        else:
-            a = max(self.alpha, 1.0 / (self.n + 1))
-            dd, de = device_t - self.mean_d, engine_t - self.mean_e
-            self.mean_d += a * dd
-            self.mean_e += a * de
-            self.var_d = (1 - a) * (self.var_d + a * dd * dd)
-            self.cov_de = (1 - a) * (self.cov_de + a * dd * de)
-        self.n += 1
-        return jumped

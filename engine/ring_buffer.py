@@ -2,7 +2,8 @@
 
 A ring holds the last ``capacity`` samples of one channel with their engine timestamps and
 valid flags. Storage is preallocated once; ``push`` costs O(chunk) whatever the ring size and
-never allocates; windowed reads return copies so callers never see later overwrites.
+never allocates; reads (by running sample index) return copies so callers never see later
+overwrites.
 """
 
 from __future__ import annotations
@@ -81,39 +82,3 @@ def read_index(
     cap = ring.capacity
     idx = np.arange(start, stop) % cap
     return ring.timestamps[idx], ring.data[idx], ring.valid[idx]
-
-
-def latest(ring: RingBufferState, n: int) -> tuple[FloatArray, F32Array, BoolArray]:
-    """The last ``n`` samples (fewer if the ring holds fewer)."""
-    n = min(n, ring.size)
-    return read_index(ring, ring.written - n, ring.written)
-
-
-def window(
-    ring: RingBufferState, t_start: float, t_end: float
-) -> tuple[FloatArray, F32Array, BoolArray]:
-    """Samples with ``t_start <= t < t_end`` still held by the ring, oldest first.
-
-    Timestamps within a ring are non-decreasing (the pipeline rejects samples older than the
-    newest one), so both bounds are found by binary search on the two contiguous segments.
-    """
-    size = ring.size
-    if size == 0:
-        empty = np.zeros(0)
-        return empty, empty.astype(np.float32), empty.astype(bool)
-    oldest = ring.written - size
-    lo = oldest + _count_before(ring, oldest, size, t_start)
-    hi = oldest + _count_before(ring, oldest, size, t_end)
-    return read_index(ring, lo, hi)
-
-
-def _count_before(ring: RingBufferState, oldest: int, size: int, t: float) -> int:
-    """How many held samples have timestamps < t."""
-    cap = ring.capacity
-    head = oldest % cap
-    first = ring.timestamps[head : min(head + size, cap)]
-    n_first = int(np.searchsorted(first, t, side="left"))
-    if n_first < first.shape[0] or first.shape[0] == size:
-        return n_first
-    second = ring.timestamps[: size - first.shape[0]]
-    return first.shape[0] + int(np.searchsorted(second, t, side="left"))

@@ -1,4 +1,4 @@
-"""Ring buffers: chunked pushes equal one-shot pushes; windows and overflow behave."""
+"""Ring buffers: chunked pushes equal one-shot pushes; reads and overflow behave."""
 
 from __future__ import annotations
 
@@ -36,25 +36,11 @@ def test_random_chunkings_give_the_same_ring(n, capacity, cuts, seed):
     for a, b in itertools.pairwise(bounds):
         rb.push(chunked, ts[a:b], data[a:b], valid[a:b])
     assert chunked.written == one.written == n
-    for got, want in zip(rb.latest(chunked, capacity), rb.latest(one, capacity), strict=True):
-        np.testing.assert_array_equal(got, want)
     keep = min(n, capacity)
-    np.testing.assert_array_equal(rb.latest(one, capacity)[1], data[n - keep :])
-
-
-@settings(max_examples=40, deadline=None)
-@given(t_a=st.floats(-1, 30), length=st.floats(0, 30), seed=st.integers(0, 100))
-def test_window_returns_exactly_the_samples_in_range(t_a, length, seed):
-    ts, data, valid = _stream(300, seed)
-    ring = rb.new_ring(128)
-    for a in range(0, 300, 37):
-        rb.push(ring, ts[a : a + 37], data[a : a + 37], valid[a : a + 37])
-    got_t, got_x, got_v = rb.window(ring, t_a, t_a + length)
-    held = ts[300 - 128 :]
-    mask = (held >= t_a) & (held < t_a + length)
-    np.testing.assert_array_equal(got_t, held[mask])
-    np.testing.assert_array_equal(got_x, data[300 - 128 :][mask])
-    np.testing.assert_array_equal(got_v, valid[300 - 128 :][mask])
+    held = (rb.read_index(r, n - keep, n) for r in (chunked, one))
+    for got, want in zip(*held, strict=True):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(rb.read_index(one, n - keep, n)[1], data[n - keep :])
 
 
 def test_reading_samples_already_overwritten_is_an_error():
