@@ -15,6 +15,7 @@ a technical alarm and stops alone; the other beds go on.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import math
@@ -24,12 +25,25 @@ from typing import Any
 
 from sleepstream.engine.bed import BedState
 from sleepstream.engine.clock import EngineClock
-from sleepstream.engine.protocols import Driver, Event, Sink, SourceEvent
+from sleepstream.engine.protocols import (
+    ChannelsAnnounced,
+    DeferredProcessor,
+    Driver,
+    Event,
+    Sink,
+    SourceEvent,
+)
 from sleepstream.engine.types import Command, Frame
 
 log = logging.getLogger(__name__)
 
-_END = object()
+
+class _Signal:
+    """Queue item without data: every source of the bed has ended, or deferred events wait."""
+
+
+_END, _WAKE = _Signal(), _Signal()
+BedItem = Frame | SourceEvent | Command | ChannelsAnnounced | _Signal
 
 
 @dataclass(slots=True)
@@ -106,7 +120,8 @@ class BedRuntime:
     frames_dropped: int = 0
     failed: str | None = None
     extra_status: dict[str, Any] = field(default_factory=dict)
-    queue: asyncio.Queue[Any] | None = None  # frames, source events and commands, in order
+    queue: asyncio.Queue[BedItem] | None = None  # everything the bed's task handles, in order
+    deferred: collections.deque[Event] = field(default_factory=collections.deque)
 
 
 @dataclass(slots=True)
@@ -191,8 +206,11 @@ class Engine:
             })
 
     async def _bed_tasks(self, bed: BedRuntime) -> None:
-        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.settings.frame_queue)
+        queue: asyncio.Queue[BedItem] = asyncio.Queue(maxsize=self.settings.frame_queue)
         bed.queue = queue
+        for p in bed.state.processors:
+            if isinstance(p, DeferredProcessor):
+                p.bind(lambda event: self._defer(bed, queue, event))
         async with asyncio.TaskGroup() as tg:
             remaining = len(bed.drivers)
 
@@ -209,19 +227,28 @@ class Engine:
                 tg.create_task(source(driver), name=f"bed-{bed.state.bed}-source-{i}")
             tg.create_task(self._process(bed, queue), name=f"bed-{bed.state.bed}-process")
 
-    async def _pump(self, bed: BedRuntime, driver: Driver, queue: asyncio.Queue[Any]) -> None:
+    async def _pump(self, bed: BedRuntime, driver: Driver, queue: asyncio.Queue[BedItem]
+                    ) -> None:
         async with driver:
-            await queue.put(("channels", driver.channels))
+            await queue.put(ChannelsAnnounced(driver.channels))
             async for item in driver.frames():
                 if self.settings.live and queue.full():
                     dropped = queue.get_nowait()
                     if isinstance(dropped, Command):  # commands are never the ones dropped
                         queue.put_nowait(dropped)
-                    else:
+                    elif dropped is not _WAKE:  # a wake-up loses nothing
                         bed.frames_dropped += 1
                 await queue.put(item)
 
-    async def _process(self, bed: BedRuntime, queue: asyncio.Queue[Any]) -> None:
+    @staticmethod
+    def _defer(bed: BedRuntime, queue: asyncio.Queue[BedItem], event: Event) -> None:
+        """A deferred event waits for the bed's task (never dropped); an idle task is woken
+        (a busy one, with a full queue, takes it with its next item)."""
+        bed.deferred.append(event)
+        if not queue.full():
+            queue.put_nowait(_WAKE)
+
+    async def _process(self, bed: BedRuntime, queue: asyncio.Queue[BedItem]) -> None:
         state = bed.state
         timeout = self.settings.hop_s if self.settings.live else None
         while True:
@@ -233,22 +260,24 @@ class Engine:
             if item is _END:
                 break
             events: list[Event] = []
+            while bed.deferred:
+                events.append(bed.deferred.popleft())
             if isinstance(item, Frame):
                 bed.frames_in += 1
-                events = state.push(item)
+                events.extend(state.push(item))
             elif isinstance(item, SourceEvent):
-                events = state.source_event(item)
+                events.extend(state.source_event(item))
             elif isinstance(item, Command):
-                events = state.command(item)
-            elif isinstance(item, tuple) and item[0] == "channels":
-                state.add_channels(item[1])
+                events.extend(state.command(item))
+            elif isinstance(item, ChannelsAnnounced):
+                state.add_channels(item.channels)
             if self.settings.live:
                 events.extend(state.advance(self.clock.now(), self.settings.live_grace_s))
             for event in events:
                 await self.bus.publish(event)
             if self.on_progress is not None and not math.isnan(state.t_done):
                 self.on_progress(bed, state.t_done)
-        for event in state.finish():
+        for event in [*bed.deferred, *state.finish()]:
             await self.bus.publish(event)
         with contextlib.suppress(Exception):
             if self.on_progress is not None:

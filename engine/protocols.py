@@ -5,7 +5,7 @@ A new device, output or runtime is one new module implementing one of these prot
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -97,6 +97,22 @@ class BlockProcessor(Protocol):
     def process(self, block: Block) -> Sequence[Alert | StageEstimate | Event]: ...
 
     def finish(self, t_end: float) -> Sequence[Alert | StageEstimate | Event]: ...
+
+
+@runtime_checkable
+class DeferredProcessor(Protocol):
+    """A block processor some of whose events come back later, off the bed's task (live staging
+    through the shared scheduler). The engine binds ``deliver`` to the bed's queue, so those
+    events reach the sinks through the bed's task like every other event."""
+
+    def bind(self, deliver: Callable[[Event], None]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelsAnnounced:
+    """Queue item: a driver that has connected tells its bed which channels it carries."""
+
+    channels: tuple[ChannelSpec, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,9 +106,11 @@ def build_engine(
     extra_sinks: Sequence[Sink] = (),
     clock: EngineClock | None = None,
     drivers: dict[str, Sequence[Driver]] | None = None,
+    on_progress: Callable[[BedRuntime, float], None] | None = None,
 ) -> tuple[Engine, list[BedRuntime], ModelChoice]:
     """Build the engine for ``config``. ``drivers`` replaces the configured sources of the named
-    beds (used by ``replay`` and by tests)."""
+    beds (used by ``replay`` and by tests); ``on_progress`` hears each bed's processed time
+    (after a replay clock has advanced to it)."""
     clock = clock or (MonotonicClock() if live else ReplayClockState())
     model = choose_model(config, live=live)
     beds = []
@@ -133,13 +135,25 @@ def build_engine(
     )
     start = [_status_start(b.state.bed, model, clock) for b in beds]
     engine = Engine(beds, sinks, clock=clock, settings=settings, start_events=start,
+                    on_progress=_progress(clock, on_progress),
                     commands=_command_sources(config, clock) if live else (),
                     resources=[model.shared] if model.shared is not None else ())
-    if model.shared is not None:  # stage events come back from the scheduler's ticks
-        model.shared.publish = engine.bus.publish_nowait
-    if isinstance(clock, ReplayClockState):
-        engine.on_progress = lambda bed, t: clock.advance(t)
     return engine, beds, model
+
+
+def _progress(clock: EngineClock, then: Callable[[BedRuntime, float], None] | None
+              ) -> Callable[[BedRuntime, float], None] | None:
+    """A replay clock follows the data time the beds have reached; then ``then`` hears it."""
+    if not isinstance(clock, ReplayClockState):
+        return then
+    replay_clock = clock
+
+    def progress(bed: BedRuntime, t: float) -> None:
+        replay_clock.advance(t)
+        if then is not None:
+            then(bed, t)
+
+    return progress
 
 
 def _command_sources(config: Config, clock: EngineClock) -> list[Any]:

@@ -12,7 +12,8 @@ Replay (and tests) step each bed's own backend synchronously inside ``process``:
 no waiting, as fast as the file reads. Live engines share one backend and one ``StepScheduler``
 among all beds (``SharedStaging``): ``process`` submits the bed's due steps without blocking, the
 scheduler runs the due steps of every bed in one call per tick on its inference thread, and the
-stage event of an epoch is published (``publish``, non-blocking) when the epoch's last step is back.
+stage event of an epoch goes back to its bed (``bind``: the engine's delivery into the bed's
+task) when the epoch's last step is back.
 A bed whose source stalls submits nothing and is not waited for.
 
 """
@@ -95,6 +96,7 @@ class StagingProcessor:
     ) -> None:
         self.bed = bed
         self.shared = shared  # live: steps go through the shared scheduler
+        self._deliver: Callable[[Event], None] = _undelivered  # live: bound by the engine
         self._gen = 0  # stream generation: results of a stream that was restarted are ignored
         self.steps_failed = 0
         self.files = files or getattr(backend, "files", None) or load_model_files(model_dir)
@@ -113,6 +115,10 @@ class StagingProcessor:
         self._presence_sum = np.zeros(len(mods), np.float64)
         self._steps = 0
         self.steps_total = 0
+
+    def bind(self, deliver: Callable[[Event], None]) -> None:
+        """Live: stage events computed by the shared scheduler go to ``deliver`` (the bed)."""
+        self._deliver = deliver
 
     def _restart(self, second: int) -> None:
         self._gen += 1
@@ -212,7 +218,7 @@ class StagingProcessor:
             est = self._fold(second, presence, None if isinstance(res, BaseException)
                              else res.stage_logits)
             if est is not None:
-                self.shared.publish(est.to_event())
+                self._deliver(est.to_event())
 
         return done
 
@@ -242,13 +248,11 @@ class StagingProcessor:
 
 class SharedStaging:
     """Live: one backend and one ``StepScheduler`` shared by every bed's ``StagingProcessor``.
-    An async context manager (the engine enters it for its lifetime); ``publish`` is set by the
-    composition root to the engine's non-blocking event publish."""
+    An async context manager (the engine enters it for its lifetime)."""
 
     def __init__(self, backend: InferenceBackend, *, max_wait_s: float = 0.1) -> None:
         self.backend = backend
         self.scheduler = StepScheduler(backend, max_wait_s=max_wait_s)
-        self.publish: Callable[[Event], None] = _unpublished
 
     async def __aenter__(self) -> SharedStaging:
         await self.scheduler.__aenter__()
@@ -258,8 +262,8 @@ class SharedStaging:
         await self.scheduler.__aexit__(None, None, None)
 
 
-def _unpublished(event: Event) -> None:
-    log.warning("stage event dropped: no event bus attached to the shared staging")
+def _undelivered(event: Event) -> None:
+    log.warning("stage event dropped: the staging of its bed is not bound to an engine")
 
 
 def processor_factory(

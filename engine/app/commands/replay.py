@@ -71,18 +71,10 @@ def main(args: argparse.Namespace) -> int:
     extra: list[Any] = [tally]
     if not args.quiet:
         extra.append(ConsoleSink(alerts_only=args.alerts_only))
-    engine, beds, model = build_engine(
-        config, live=False, extra_sinks=extra, drivers={args.bed: [source]}
-    )
     progress = Progress(recording.duration)
-    advance = engine.on_progress
-
-    def on_progress(bed: BedRuntime, t: float) -> None:
-        if advance is not None:
-            advance(bed, t)
-        progress(bed, t)
-
-    engine.on_progress = on_progress
+    engine, beds, model = build_engine(
+        config, live=False, extra_sinks=extra, drivers={args.bed: [source]}, on_progress=progress
+    )
     print(f"sleepstream replay {args.path.name}: {recording.duration / 3600:.2f} h, "
           f"{len(recording.signals)} channels; {model.description}", file=sys.stderr)
     wall0 = time.perf_counter()
