@@ -8,7 +8,9 @@ Layers, bottom to top (README, "Architecture"):
   inference  sleepstream.engine.inference
   models     sleepstream.models (PyTorch: training, evaluation, export)
   simulators sleepstream.simulators
-  app        sleepstream.engine.app and the package root: may import everything
+  report     sleepstream.report (night tables, statistics, plots, the night report)
+  app        sleepstream.engine.app and the package root (with its modules, e.g. the Python
+             API): may import everything
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("engine", "drivers", "models", "simulators")
+PACKAGES = ("engine", "drivers", "models", "simulators", "report")
 BASE = {"sleepstream.engine.types", "sleepstream.engine.errors", "sleepstream.engine.protocols"}
 
 # layer -> layers it may import (besides itself)
@@ -30,7 +32,8 @@ ALLOWED: dict[str, set[str]] = {
     "inference": {"base", "runtime", "models"},
     "models": {"base", "runtime", "drivers", "inference"},  # training reads recordings
     "simulators": {"base", "runtime", "drivers"},
-    "app": {"base", "runtime", "drivers", "inference", "models", "simulators"},
+    "report": {"base", "runtime", "drivers"},
+    "app": {"base", "runtime", "drivers", "inference", "models", "simulators", "report"},
 }
 
 
@@ -46,7 +49,8 @@ def layer(module: str) -> str:
 
 
 def modules() -> dict[str, Path]:
-    found = {"sleepstream": ROOT / "__init__.py", "sleepstream.__main__": ROOT / "__main__.py"}
+    found = {"sleepstream": ROOT / "__init__.py"}
+    found.update({f"sleepstream.{p.stem}": p for p in ROOT.glob("*.py") if p.stem != "__init__"})
     for pkg in PACKAGES:
         for path in (ROOT / pkg).rglob("*.py"):
             rel = path.relative_to(ROOT).with_suffix("")
