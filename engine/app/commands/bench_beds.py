@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import resource
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,10 +70,8 @@ def resolve_model(checkpoint: Path | None, label: dict[str, Any]) -> Path:
         if (root / SERVING_MANIFEST).is_file():
             return root
         # the serving graph, written into a scratch copy
-        bundle = importlib.import_module("sleepstream.models.bundle")
-        export_serving = importlib.import_module(
-            "sleepstream.models.serving_export"
-        ).export_serving
+        from sleepstream.models import bundle
+        from sleepstream.models.serving_export import export_serving
 
         tr = bundle.load(root / "model.npz")
         tmp = Path(tempfile.mkdtemp(prefix="sleepstream-bench-"))
@@ -84,7 +82,7 @@ def resolve_model(checkpoint: Path | None, label: dict[str, Any]) -> Path:
         return tmp
     if checkpoint is not None:
         raise SystemExit(f"{checkpoint}: no runtime.json; not a model directory")
-    export_random = importlib.import_module("sleepstream.models.serving_export").export_random
+    from sleepstream.models.serving_export import export_random
 
     label["model"] = "random-init network of the shipped configuration (no trained model found)"
     return export_random(Path(tempfile.mkdtemp(prefix="sleepstream-bench-")), tiny=False)
@@ -207,28 +205,39 @@ def search(make: Any, files: ModelFiles, args: argparse.Namespace) -> list[dict[
 def main(args: argparse.Namespace) -> int:
     if args.quick:
         args.seconds, args.start, args.max_beds = 3.0, 8, 16
-    label: dict[str, Any] = {}
-    from sleepstream.engine.inference.backends import make_backend
-
     if args.backend == "tensorrt":  # fail before any export work when there is no GPU
-        from sleepstream.engine.inference.backends.tensorrt import _import
+        from sleepstream.engine.inference.backends.tensorrt import require_tensorrt
 
         try:
-            _import()
+            require_tensorrt()
         except BackendUnavailableError as exc:
             print(f"bench beds --backend tensorrt: unavailable here: {exc}")
             print_figures({"backend": "tensorrt", "available": False, "reason": str(exc)},
                           as_json=args.json)
             return 3
-    root = resolve_model(args.checkpoint, label)
-    files = load_model_files(root)
+    label: dict[str, Any] = {}
+    files = load_model_files(resolve_model(args.checkpoint, label))
     rss0 = rss_mb()
+    make = _backend_maker(args, files)
+    print(f"bench beds: backend {args.backend}, model {label['model']}, "
+          f"{args.seconds:.0f} s per trial, bounded wait {args.max_wait * 1e3:.0f} ms")
+    base = asyncio.run(trial(make(1), files, 1, min(args.seconds, 5.0), args.max_wait))
+    runs = search(make, files, args)
+    figures = _figures(args, label["model"], files, base, runs, make(1), rss0)
+    _summarise(figures)
+    print_figures(figures, as_json=args.json)
+    return 0
+
+
+def _backend_maker(args: argparse.Namespace, files: Any) -> Callable[[int], Any]:
+    """``make(n)``: a backend with room for n beds; the largest one so far is reused, its cache
+    pages touched once before timing (first-touch page faults are a start-up cost, not a
+    step's)."""
+    from sleepstream.engine.inference.backends import make_backend
 
     made: dict[str, Any] = {}
 
     def make(n: int) -> Any:
-        """A backend with room for n beds; the largest one so far is reused, its cache pages
-        touched once before timing (first-touch page faults are a start-up cost, not a step's)."""
         spare = 2 * max(1, round(1.0 / args.max_wait))  # room for uneven phase buckets
         be = made.get("backend")
         if be is None or be.capacity < n + spare:
@@ -239,31 +248,27 @@ def main(args: argparse.Namespace) -> int:
             made["backend"] = be
         return be
 
-    print(f"bench beds: backend {args.backend}, model {label['model']}, "
-          f"{args.seconds:.0f} s per trial, bounded wait {args.max_wait * 1e3:.0f} ms")
-    base = asyncio.run(trial(make(1), files, 1, min(args.seconds, 5.0), args.max_wait))
-    runs = search(make, files, args)
+    return make
+
+
+def _figures(args: argparse.Namespace, model: str, files: Any, base: dict[str, Any],
+             runs: list[dict[str, Any]], probe: Any, rss0: float) -> dict[str, Any]:
     kept = [r for r in runs if r["ok"]]
     best = max(kept, key=lambda r: r["beds"]) if kept else runs[0]
     n = best["beds"]
-    probe = make(1)
     kv_bytes = int(getattr(probe, "bytes_per_slot", 0))
     buf = bed_buffer_bytes(files)
-    per_bed_mb = (kv_bytes + buf) / 2**20
     tok_ms = tokenizer_ms_per_s(files, n)
-    rest_ms = 1e3 - best["backend_ms_per_s"] - tok_ms
     cpu = args.backend != "tensorrt"
-    goal_beds = GOAL_BEDS_CPU if cpu else GOAL_BEDS_GPU
-    goal_p99 = GOAL_P99_CPU_MS if cpu else GOAL_P99_GPU_MS
-    figures = {
+    return {
         "backend": args.backend,
-        "model": label["model"],
+        "model": model,
         "max_beds_realtime": n if kept else 0,
-        "goal_max_beds_realtime": goal_beds,
+        "goal_max_beds_realtime": GOAL_BEDS_CPU if cpu else GOAL_BEDS_GPU,
         "p50_ms": best["p50_ms"],
         "p99_ms": best["p99_ms"],
-        "goal_p99_ms": goal_p99,
-        "mb_per_bed": per_bed_mb,
+        "goal_p99_ms": GOAL_P99_CPU_MS if cpu else GOAL_P99_GPU_MS,
+        "mb_per_bed": (kv_bytes + buf) / 2**20,
         "goal_mb_per_bed": GOAL_MB_PER_BED,
         "kv_mb_per_bed": kv_bytes / 2**20,
         "buffers_mb_per_bed": buf / 2**20,
@@ -274,19 +279,23 @@ def main(args: argparse.Namespace) -> int:
         "profile_ms_per_s": {
             "backend": best["backend_ms_per_s"],
             "tokenizers_batched": tok_ms,
-            "scheduler_python_and_idle": rest_ms,
+            "scheduler_python_and_idle": 1e3 - best["backend_ms_per_s"] - tok_ms,
         },
         "trials": runs,
     }
-    print(f"largest real-time N: {figures['max_beds_realtime']} beds (goal {goal_beds}); "
-          f"p50 {best['p50_ms']:.1f} ms, p99 {best['p99_ms']:.1f} ms (goal < {goal_p99:.0f}); "
-          f"{per_bed_mb:.2f} MB per bed (KV {kv_bytes / 2**20:.2f} + buffers {buf / 2**20:.2f}; "
-          f"goal <= {GOAL_MB_PER_BED})")
-    print(f"profile per second of wall time at {n} beds: backend {best['backend_ms_per_s']:.0f} ms,"
-          f" tokenizers (batched, measured apart) {tok_ms:.0f} ms, rest {rest_ms:.0f} ms")
-    if n < goal_beds or best["p99_ms"] >= goal_p99:
-        prof = figures["profile_ms_per_s"]
+
+
+def _summarise(f: dict[str, Any]) -> None:
+    prof = f["profile_ms_per_s"]
+    print(f"largest real-time N: {f['max_beds_realtime']} beds "
+          f"(goal {f['goal_max_beds_realtime']}); p50 {f['p50_ms']:.1f} ms, "
+          f"p99 {f['p99_ms']:.1f} ms (goal < {f['goal_p99_ms']:.0f}); "
+          f"{f['mb_per_bed']:.2f} MB per bed (KV {f['kv_mb_per_bed']:.2f} + buffers "
+          f"{f['buffers_mb_per_bed']:.2f}; goal <= {f['goal_mb_per_bed']})")
+    print(f"profile per second of wall time: backend {prof['backend']:.0f} ms, tokenizers "
+          f"(batched, measured apart) {prof['tokenizers_batched']:.0f} ms, rest "
+          f"{prof['scheduler_python_and_idle']:.0f} ms")
+    if (f["max_beds_realtime"] < f["goal_max_beds_realtime"]
+            or f["p99_ms"] >= f["goal_p99_ms"]):
         top = max(prof, key=lambda k: prof[k])
         print(f"goal missed; the largest share of a second goes to: {top} ({prof[top]:.0f} ms)")
-    print_figures(figures, as_json=args.json)
-    return 0

@@ -17,7 +17,6 @@ shipped configuration (timings do not depend on the weights' values).
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import statistics
 import tempfile
@@ -46,11 +45,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="end with one JSON line of figures")
 
 
-def _models(name: str) -> Any:
-    """A module of the models package (needs torch), imported when a benchmark runs."""
-    return importlib.import_module(f"sleepstream.models.{name}")
-
-
 def timed(fn: Callable[[], Any], repeat: int) -> float:
     fn()  # warm-up
     times = []
@@ -62,9 +56,9 @@ def timed(fn: Callable[[], Any], repeat: int) -> float:
 
 
 def _base_model(checkpoint: Path | None) -> tuple[Any, str]:
-    bundle = _models("bundle")
-    ModelConfig = _models("config").ModelConfig
-    RQTransformer = _models("rq_transformer").RQTransformer
+    from sleepstream.models import bundle
+    from sleepstream.models.config import ModelConfig
+    from sleepstream.models.rq_transformer import RQTransformer
 
     root = checkpoint or DEFAULT_MODEL_DIR
     path = root / "model.npz" if root.is_dir() else root
@@ -78,7 +72,9 @@ def _base_model(checkpoint: Path | None) -> tuple[Any, str]:
 
 
 def _with_window(base: Any, window: int) -> Any:
-    model = _models("rq_transformer").RQTransformer(replace(base.cfg, window=window)).eval()
+    from sleepstream.models.rq_transformer import RQTransformer
+
+    model = RQTransformer(replace(base.cfg, window=window)).eval()
     model.load_state_dict(base.state_dict())
     return model
 
@@ -87,8 +83,8 @@ def _onnx_case(model: Any, window: int, repeat: int, threads: int, tmp: Path) ->
     import onnxruntime as ort
     import torch
 
-    export = _models("serving_export")
-    _onnx_export, export_serving = _models("export").onnx_export, export.export_serving
+    from sleepstream.models.export import onnx_export as _onnx_export
+    from sleepstream.models.serving_export import export_serving
 
     cfg = model.cfg
     m, q = len(cfg.modalities), cfg.levels
@@ -141,7 +137,7 @@ def _onnx_case(model: Any, window: int, repeat: int, threads: int, tmp: Path) ->
 def _torch_case(model: Any, window: int, repeat: int) -> dict[str, float]:
     import torch
 
-    new_cache = _models("kv_cache").new_cache
+    from sleepstream.models.kv_cache import new_cache
 
     cfg = model.cfg
     m, q = len(cfg.modalities), cfg.levels

@@ -25,7 +25,8 @@ PLAN = "step_serving.plan"
 PLAN_FP16 = "step_serving.fp16.plan"
 
 
-def _import() -> tuple[Any, Any]:
+def require_tensorrt() -> tuple[Any, Any]:
+    """The tensorrt and torch modules, or BackendUnavailableError saying what is missing."""
     try:
         import tensorrt as trt
         import torch
@@ -48,7 +49,7 @@ class TensorRTBackend:
     name = "tensorrt"
 
     def __init__(self, files: ModelFiles, capacity: int, *, fp16: bool = False) -> None:
-        trt, torch = _import()
+        trt, torch = require_tensorrt()
         self._torch = torch
         plan = files.root / (PLAN_FP16 if fp16 else PLAN)
         if not plan.is_file():
