@@ -22,7 +22,7 @@ T = TypeVar("T")
 Problems = list[tuple[str, str]]
 
 SOURCE_KINDS = ("edf", "lsl", "mqtt")
-SINK_KINDS = ("jsonl", "console", "mqtt", "lsl")
+SINK_KINDS = ("jsonl", "console", "mqtt", "lsl", "edf")
 BACKENDS = ("onnx", "torch", "tensorrt")
 
 
@@ -106,6 +106,7 @@ SOURCE_KEYS: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
 }
 SINK_KEYS: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
     "jsonl": {"path": (str, True)},
+    "edf": {"path": (str, True)},  # EDF+ annotations, written when the run ends
     "console": {"alerts_only": (bool, False)},
     "mqtt": {"site": (str, False), "engine_id": (str, False)},
     "lsl": {"name": (str, False)},

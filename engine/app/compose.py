@@ -96,6 +96,10 @@ def make_sink(sink: SinkConfig, config: Config) -> Sink:
         from sleepstream.drivers.lsl import sink_from_config as lsl_sink
 
         return lsl_sink(opts, config=config)
+    if sink.kind == "edf":
+        from sleepstream.drivers.edf_annotations import sink_from_config as edf_sink
+
+        return edf_sink(opts)
     raise ConfigError([("sinks", f"unknown sink kind {sink.kind!r}")])
 
 

@@ -11,8 +11,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from sleepstream.drivers.edf import EdfSource, read_recording
-from sleepstream.engine.app.compose import build_engine, replay_config
+from sleepstream.drivers.edf_annotations import EdfAnnotationSink
+from sleepstream.engine.app.night_replay import prepare_replay
 from sleepstream.engine.config import Config, ModelSection, load_config
 from sleepstream.engine.pipeline import BedRuntime
 from sleepstream.engine.sinks import ConsoleSink, TallySink
@@ -25,6 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                       help="replay speed as a multiple of real time (default 1)")
     pace.add_argument("--max-speed", action="store_true", help="replay as fast as possible")
     p.add_argument("--out", type=Path, help="also write every event to this JSONL file")
+    p.add_argument("--edf-annotations", type=Path, metavar="OUT.edf",
+                   help="also write stages, events and alarms as EDF+ annotations")
     p.add_argument("--config", type=Path, help="engine TOML (channel map, alerts, model)")
     p.add_argument("--no-model", action="store_true", help="run without sleep staging")
     p.add_argument("--quiet", action="store_true", help="no events on the console")
@@ -61,20 +63,16 @@ def main(args: argparse.Namespace) -> int:
     base = load_config(args.config) if args.config else Config()
     if args.no_model:
         base = replace(base, model=ModelSection(checkpoint="none", backend=base.model.backend))
-    rules = base.beds[0].channel_rules if base.beds else ()
-    config = replay_config(args.path, bed=args.bed, rules=rules, base=base, jsonl=args.out)
-    recording = read_recording(args.path, rules)
-    speed = None if args.max_speed else args.speed
-    source = EdfSource(args.path, speed=speed, chunk_s=1.0 if speed and speed < 100 else 30.0,
-                       recording=recording)
     tally = TallySink()
     extra: list[Any] = [tally]
     if not args.quiet:
         extra.append(ConsoleSink(alerts_only=args.alerts_only))
-    progress = Progress(recording.duration)
-    engine, beds, model = build_engine(
-        config, live=False, extra_sinks=extra, drivers={args.bed: [source]}, on_progress=progress
-    )
+    if args.edf_annotations is not None:
+        extra.append(EdfAnnotationSink(args.edf_annotations, like=args.path))
+    night = prepare_replay(args.path, base, bed=args.bed,
+                           speed=None if args.max_speed else args.speed, jsonl=args.out,
+                           extra_sinks=extra, progress=lambda rec: Progress(rec.duration))
+    engine, beds, model, recording = night.engine, [night.bed], night.model, night.recording
     print(f"sleepstream replay {args.path.name}: {recording.duration / 3600:.2f} h, "
           f"{len(recording.signals)} channels; {model.description}", file=sys.stderr)
     wall0 = time.perf_counter()

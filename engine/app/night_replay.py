@@ -1,0 +1,50 @@
+"""One recorded night through the engine: the set-up ``sleepstream replay``, ``sleepstream
+report`` and the Python API (``sleepstream.analyze``) share, so they run the same path."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sleepstream.drivers.edf import EdfSource, Recording, read_recording
+from sleepstream.engine.app.compose import ModelChoice, build_engine, replay_config
+from sleepstream.engine.channel_map import ChannelRule
+from sleepstream.engine.config import Config
+from sleepstream.engine.pipeline import BedRuntime, Engine
+from sleepstream.engine.protocols import Sink
+
+
+@dataclass(frozen=True, slots=True)
+class NightReplay:
+    engine: Engine
+    bed: BedRuntime
+    model: ModelChoice
+    recording: Recording
+    config: Config
+
+
+def prepare_replay(
+    path: Path,
+    base: Config,
+    *,
+    bed: str = "replay",
+    speed: float | None = None,
+    rules: Sequence[ChannelRule] | None = None,
+    jsonl: Path | None = None,
+    extra_sinks: Sequence[Sink] = (),
+    progress: Callable[[Recording], Callable[[BedRuntime, float], None]] | None = None,
+) -> NightReplay:
+    """The engine replaying ``path`` into one bed (``speed`` None: as fast as possible).
+    ``rules`` (channel map) default to those of the configuration's first bed; ``progress``
+    makes, from the recording read, the callback that hears each processed second."""
+    if rules is None:
+        rules = base.beds[0].channel_rules if base.beds else ()
+    config = replay_config(path, bed=bed, rules=rules, base=base, jsonl=jsonl)
+    recording = read_recording(path, rules)
+    source = EdfSource(path, speed=speed, chunk_s=1.0 if speed and speed < 100 else 30.0,
+                       recording=recording)
+    hear = None if progress is None else progress(recording)
+    engine, beds, model = build_engine(config, live=False, extra_sinks=extra_sinks,
+                                       drivers={bed: [source]}, on_progress=hear)
+    return NightReplay(engine, beds[0], model, recording, config)
