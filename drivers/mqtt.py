@@ -22,7 +22,9 @@ sample concerned, so they line up with the data at any replay speed):
 ``stream_lost`` (no packet on a channel for ``lost_after_s``; ends at the next packet),
 ``broker_lost`` (connection down; ends on resubscribe), ``packet_loss`` (a released gap, onset and
 end), ``sensor_off`` (device-flagged NaN samples), and the pulses (onset and end at the same time)
-``duplicate_packets``, ``reordered_packets``, ``clock_jump``.
+``duplicate_packets``, ``reordered_packets``, ``clock_jump``, ``conflicting_packets`` (a second
+publisher on a channel: same seq, other samples) and ``sequence_jump`` (a packet out of the
+sequence window: held as a restart candidate, never filled; at most one per channel per 10 s).
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class ChannelState:
     last_arrival: float | None = None  # monotonic seconds
     lost: bool = False
     sensor_off: bool = False
+    last_jump_notice: float = -1e9  # monotonic time of the last sequence_jump event
 
     def t_of(self, seq: int) -> float:
         return (self.base or 0.0) + seq / self.spec.fs
@@ -84,6 +87,7 @@ class MqttSourceStats:
     connects: int = 0
     disconnects: int = 0
     clock_jumps: int = 0
+    sequence_jumps: int = 0
 
     @property
     def rejected_total(self) -> int:
@@ -123,7 +127,7 @@ class MqttSource:
         self.jump_s = jump_s
         self.state = {
             s.name: ChannelState(
-                s, SequenceState(window=reorder_packets, max_wait_s=reorder_wait_s)
+                s, SequenceState(window=reorder_packets, max_wait_s=reorder_wait_s, fs=s.fs)
             )
             for s in self._specs
         }
@@ -260,9 +264,19 @@ class MqttSource:
         now = time.monotonic()
         name = ch.spec.name
         n = len(p)
+        rejected, expected_seq = ch.order.out_of_window, ch.order.next_seq
+        released, note = ch.order.push(Segment(p.seq, p.samples, p.valid), now)
+        if ch.order.out_of_window > rejected:
+            self._sequence_notice(ch, p, "arrived after a packet out of the sequence window, "
+                                  "which was dropped (a forgery?)")
+        if note == "out_of_window":  # a forgery or a restart: neither a gap nor a sign of life
+            return
         if self._offset is None:
             self._offset = self.clock.now() - (p.t0 + n / p.fs)
-        if ch.base is None:
+        if ch.base is None or note == "resync":
+            if note == "resync":
+                self._sequence_notice(ch, p, "continues a packet out of the sequence window: "
+                                      "the device restarted; resynchronised")
             ch.base = self._offset + p.t0 - p.seq / ch.spec.fs
             ch.t0_anchor, ch.seq_anchor = p.t0, p.seq
         else:
@@ -277,16 +291,31 @@ class MqttSource:
         ch.last_arrival = now
         if ch.lost:
             ch.lost = False
-            start = max(p.seq, ch.order.next_seq or p.seq)
+            start = max(p.seq, expected_seq if expected_seq is not None else p.seq)
             self._event("stream_lost", (name,), ch.t_of(start), False, f"data on {name} again")
-        released, note = ch.order.push(Segment(p.seq, p.samples, p.valid), now)
-        if note in ("duplicate", "late", "reordered"):
-            code = "reordered_packets" if note != "duplicate" else "duplicate_packets"
+        if note in ("duplicate", "late", "reordered", "conflict"):
+            code = {"duplicate": "duplicate_packets", "conflict": "conflicting_packets"}.get(
+                note, "reordered_packets")
             t = ch.t_of(p.seq)
             msg = f"{name}: {note} packet seq {p.seq} ({n} samples)"
+            if note == "conflict":
+                msg += "; two publishers on one channel (check the broker's ACL)"
             self._event(code, (name,), t, True, msg)
             self._event(code, (name,), t, False, msg)
         self._release(ch, released)
+
+    def _sequence_notice(self, ch: ChannelState, p: Packet, what: str) -> None:
+        """A ``sequence_jump`` pulse, at most one per channel every 10 s (all are counted)."""
+        now = time.monotonic()
+        self.stats.sequence_jumps += 1
+        if now - ch.last_jump_notice < 10.0:
+            return
+        ch.last_jump_notice = now
+        t = ch.t_of(ch.order.next_seq or 0) if ch.base is not None else self.clock.now()
+        msg = f"{ch.spec.name}: packet seq {p.seq} {what} (expected seq {ch.order.next_seq})"
+        log.warning("bed %s: %s", self.bed, msg)
+        self._event("sequence_jump", (ch.spec.name,), t, True, msg)
+        self._event("sequence_jump", (ch.spec.name,), t, False, msg)
 
     def _release(self, ch: ChannelState, segments: list[Segment]) -> None:
         name = ch.spec.name

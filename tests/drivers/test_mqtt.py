@@ -152,3 +152,34 @@ async def test_last_will_marks_a_killed_engine_offline(mosquitto: Mosquitto) -> 
         async with asyncio.timeout(10):
             msg = await anext(aiter(sub.messages))
     assert json.loads(bytes(msg.payload))["state"] == "offline"
+
+
+async def test_forged_packets_from_another_client_do_not_kill_the_channel(
+        mosquitto: Mosquitto) -> None:
+    bed = f"bed-{uuid.uuid4().hex[:8]}"
+    specs = [ChannelSpec("hr", FS, "hr", "bpm")]
+    source = MqttSource(broker=_settings(mosquitto), site="t", bed=bed, channels=specs,
+                        reorder_wait_s=0.2)
+    topic = data_topic("t", bed, "hr")
+    async with (source, aiomqtt.Client(mosquitto.host, mosquitto.port) as device,
+                aiomqtt.Client(mosquitto.host, mosquitto.port) as attacker):
+        await asyncio.wait_for(source.connected.wait(), 5)
+        await device.publish(topic, _packet(0), qos=1)
+        await asyncio.sleep(0.1)
+        for seq in (2**31, 2**20):  # 40-byte packets far ahead: no 8 GiB of NaN, no dead channel
+            await attacker.publish(topic, encode_packet(seq=seq, t0=100.0, fs=FS, unit="bpm",
+                                                        samples=[25.0]), qos=1)
+            await asyncio.sleep(0.1)
+        await attacker.publish(topic, encode_packet(seq=16, t0=101.0, fs=FS, unit="bpm",
+                                                    samples=[25.0] * 16), qos=1)
+        await asyncio.sleep(0.1)
+        for k in range(1, 6):
+            await device.publish(topic, _packet(k), qos=1)
+        frames, events = await _collect(source, until=6 * int(FS))
+    order = source.state["hr"].order
+    assert order.gap_samples == 0 and order.late == 0 and order.out_of_window >= 1
+    assert order.conflicts == 1  # the real seq 16 lost to the forgery, and said so
+    data = np.concatenate([f.data[:, 0] for f in frames])
+    np.testing.assert_array_equal(data[32:], np.arange(32, 96))  # the device goes on
+    codes = {e.code for e in events}
+    assert {"sequence_jump", "conflicting_packets"} <= codes
