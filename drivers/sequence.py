@@ -206,7 +206,8 @@ class SequenceState:
                 self.gaps += 1
                 self.gap_samples += n
                 self.next_seq = first
-                force = force and not once and len(self.pending) > self.window
+                # more holes only while more than `window` packets stay held after this one
+                force = force and not once and len(self.pending) - 1 > self.window
             seg = self.pending.pop(first)
             if seg.end > self.next_seq:
                 out.append(self._take(seg))

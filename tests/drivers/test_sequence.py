@@ -148,3 +148,20 @@ def test_forgeries_never_allocate_beyond_the_cap_and_the_device_recovers(
     # the real device's packets well after the last forgery come through, in order
     np.testing.assert_array_equal(seq, np.arange(72 * 16, 80 * 16))
     np.testing.assert_array_equal(data, np.repeat(np.arange(72, 80), 16))
+
+
+def test_a_full_window_releases_only_the_oldest_of_several_holes() -> None:
+    """Holes at 1, 3 and 5 at once: when the window overflows only hole 1 becomes a gap; 3 and
+    5 stay open, so their packets, arriving late but within the window, are taken as data."""
+    packets = _packets(8, 1)
+    state = SequenceState(window=2, max_wait_s=1e9)
+    out: list[Segment] = []
+    for k in (0, 2, 4, 6):
+        released, _ = state.push(packets[k], now=0.0)
+        out.extend(released)
+    assert [(s.seq, s.gap) for s in out] == [(0, False), (1, True), (2, False)]
+    for k in (3, 5):
+        released, note = state.push(packets[k], now=0.0)
+        assert note == "reordered" and released[0].seq == k and not released[0].gap
+    assert state.gaps == 1 and state.gap_samples == 1 and state.late == 0
+    assert state.next_seq == 7 and not state.pending

@@ -79,7 +79,19 @@ def test_rvq_usage_and_restart() -> None:
     _, _, codes = tok(fr)
     assert bool(tok.rvq.initialized)
     assert codes.shape == (256, cfg.levels)
-    # a codebook entry nobody uses is restarted after EMA decay
-    tok.rvq.ema_count[0, 0] = 0.0
-    tok(fr)
-    assert tok.rvq.restarts > 0 or float(tok.rvq.ema_count[0, 0]) > 0
+    # a codebook entry nobody uses (moved far from every latent) is restarted on a latent
+    rvq = tok.rvq
+    rvq.codebooks[0, 0] = 1e3
+    rvq.ema_sum[0, 0] = 1e3
+    rvq.ema_count[0, 0] = 0.0
+    before = rvq.restarts
+    z = torch.randn(256, cfg.latent)
+    with torch.no_grad():
+        _, _, codes = rvq.quantize(z)
+        assert not (codes[:, 0] == 0).any()
+        rvq._ema_update(z, codes)
+    assert rvq.restarts > before
+    fresh = rvq.codebooks[0, 0]
+    assert float(fresh.abs().max()) < 100  # no longer the unused far-away entry
+    assert bool((z == fresh).all(1).any())  # it now sits on one of the latents
+    assert float(rvq.ema_count[0, 0]) == 1.0
