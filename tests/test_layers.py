@@ -9,8 +9,8 @@ Layers, bottom to top (README, "Architecture"):
   models     sleepstream.models (PyTorch: training, evaluation, export)
   simulators sleepstream.simulators
   report     sleepstream.report (night tables, statistics, plots, the night report)
-  app        sleepstream.engine.app and the package root (with its modules, e.g. the Python
-             API): may import everything
+  app        sleepstream.engine.app, sleepstream.cluster (shards on Ray) and the package root
+             (with its modules, e.g. the Python API): may import everything
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("engine", "drivers", "models", "simulators", "report")
+PACKAGES = ("engine", "drivers", "models", "simulators", "report", "cluster")
 BASE = {"sleepstream.engine.types", "sleepstream.engine.errors", "sleepstream.engine.protocols"}
 
 # layer -> layers it may import (besides itself)
@@ -45,7 +45,7 @@ def layer(module: str) -> str:
         return "app"  # the package root (sleepstream, sleepstream.__main__)
     if parts[1] == "engine" and len(parts) > 2 and parts[2] in ("app", "inference"):
         return parts[2]
-    return {"engine": "runtime"}.get(parts[1], parts[1])
+    return {"engine": "runtime", "cluster": "app"}.get(parts[1], parts[1])
 
 
 def modules() -> dict[str, Path]:
