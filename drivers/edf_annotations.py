@@ -36,7 +36,7 @@ EVENT_TEXT = {
 MAX_TEXT = 200  # characters per annotation (EDF+ allows more; viewers show one line)
 
 
-def annotations(events: Iterable[Mapping[str, Any]]) -> list[edfio.EdfAnnotation]:
+def to_annotations(events: Iterable[Mapping[str, Any]]) -> list[edfio.EdfAnnotation]:
     """The EDF+ annotations of a stream of engine events, sorted by onset."""
     stages: dict[float, tuple[float, str]] = {}
     alarms: dict[str, Mapping[str, Any]] = {}
@@ -78,7 +78,7 @@ def write_annotations(
     The header's start date and time come from ``like`` (the replayed EDF file, copied as it is,
     anonymised or not) or else from ``start``; with neither, the start is anonymised."""
     path = Path(path)
-    anns = annotations(events)
+    anns = to_annotations(events)
     if not anns:  # EDF+ needs at least one annotation; say that nothing was scored
         anns = [edfio.EdfAnnotation(0.0, None, "sleepstream: no events")]
     patient, recording, starttime = _header(start, like)

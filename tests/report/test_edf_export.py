@@ -9,7 +9,7 @@ import edfio
 import pytest
 
 from sleepstream.drivers.edf import parse_stage, read_recording
-from sleepstream.drivers.edf_annotations import EdfAnnotationSink, annotations
+from sleepstream.drivers.edf_annotations import EdfAnnotationSink, to_annotations
 from sleepstream.engine.app.compose import make_sink
 from sleepstream.engine.config import Config, parse_config
 
@@ -70,4 +70,4 @@ def test_revision_replaces_first_estimate():
     ev = [{"type": "stage", "epoch_start": 0.0, "epoch_s": 30.0, "stage": "W"},
           {"type": "stage", "epoch_start": 0.0, "epoch_s": 30.0, "stage": "N1",
            "revision": True}]
-    assert [a.text for a in annotations(ev)] == ["Sleep stage N1"]
+    assert [a.text for a in to_annotations(ev)] == ["Sleep stage N1"]
