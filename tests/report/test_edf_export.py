@@ -27,9 +27,11 @@ def test_replay_writes_annotations_edfio_and_mne_read(short_night, short_replay)
            if a.text.startswith("Sleep stage")]
     assert got == [(e["epoch_start"], e["stage"]) for e in stages]  # abstained epochs: "?"
     assert sum(t.startswith("Alarm ") for t in texts) == len(alarms) > 0
-    desat = next(e for e in alarms.values() if e["code"] == "desat3")
-    match = [a for a in edf.annotations if a.text.startswith("Alarm physiological")
-             and "desat3" in a.text and a.onset == desat["onset"]]
+    scored = [e for e in events if e["type"] == "event"]
+    assert sum(t.startswith("Oxygen desaturation") for t in texts) == len(scored) > 0
+    desat = next(e for e in scored if e["code"] == "desat3")
+    match = [a for a in edf.annotations
+             if a.text == "Oxygen desaturation >= 3 %" and a.onset == desat["onset"]]
     assert match and match[0].duration == pytest.approx(desat["end"] - desat["onset"])
     mne = pytest.importorskip("mne")
     ann = mne.read_annotations(path)
