@@ -2,7 +2,9 @@
 
 Each signal keeps its own sampling rate. In EDF+D files the data records are placed at their
 timekeeping onsets and the gaps between them become invalid samples (NaN data, valid False),
-never zeros. Labels map to modalities through ``engine.channel_map``.
+never zeros. Labels map to modalities through ``engine.channel_map``. Headers are checked
+(``drivers.edf_header``) before any of their numbers size an allocation; a hostile or broken file
+is refused with one line (``RecordingError``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import datetime as dt
 import logging
 import re
 import time
+import warnings
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +22,7 @@ from pathlib import Path
 import edfio
 import numpy as np
 
+from sleepstream.drivers.edf_header import check_header, check_onsets
 from sleepstream.engine.channel_map import ChannelRule, modality_of
 from sleepstream.engine.errors import RecordingError
 from sleepstream.engine.protocols import SourceEvent
@@ -136,16 +140,24 @@ def _clean_text(text: str) -> str | None:
 def read_recording(path: str | Path, rules: Sequence[ChannelRule] = ()) -> Recording:
     """Read an EDF/EDF+ file into regular per-signal arrays, gaps as invalid samples."""
     path = Path(path)
+    header = check_header(path)
+    if header.truncated:
+        log.warning("%s: truncated: the header declares %d data records, the file holds %d; "
+                    "replaying those", path.name, header.declared_records, header.whole_records)
     try:
-        edf = edfio.read_edf(path)
-    except FileNotFoundError as exc:
-        raise RecordingError(f"{path}: no such file; check the path") from exc
-    except Exception as exc:  # edfio raises ValueError and friends on malformed headers
-        raise RecordingError(f"{path}: not a readable EDF/EDF+ file ({exc})") from exc
-    discontinuous = edf.reserved.strip() == "EDF+D"
-    record_s = float(edf.data_record_duration)
-    onsets = _record_onsets(edf) if discontinuous else None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the truncation is reported above, once
+            edf = edfio.read_edf(path)
+        discontinuous = edf.reserved.strip() == "EDF+D"
+        record_s = float(edf.data_record_duration)
+        onsets = _record_onsets(edf) if discontinuous else None
+        raw_annotations = list(edf.annotations)
+    except RecordingError:
+        raise
+    except Exception as exc:  # edfio raises ValueError and friends on malformed files
+        raise RecordingError(f"{path}: not a readable EDF/EDF+ file ({exc})") from None
     if onsets is not None and onsets.size:
+        check_onsets(onsets, record_s, path)
         onsets = onsets - onsets[0]
         duration = float(onsets[-1] + record_s)
     else:
@@ -153,9 +165,9 @@ def read_recording(path: str | Path, rules: Sequence[ChannelRule] = ()) -> Recor
     signals = tuple(_read_signal(s, record_s, onsets, duration, rules) for s in edf.signals)
     annotations: list[Annotation] = []
     dropped = 0
-    for a in edf.annotations:
+    for a in raw_annotations:
         text = _clean_text(a.text)
-        if text is None or a.onset < 0:
+        if text is None or not 0 <= a.onset < 1e9 or not 0 <= (a.duration or 0.0) < 1e9:
             dropped += 1
             continue
         annotations.append(Annotation(float(a.onset), float(a.duration or 0.0), text))

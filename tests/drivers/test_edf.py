@@ -85,7 +85,7 @@ def test_config_rules_override_the_label_map_and_scale(tmp_path):
 def test_unreadable_files_raise_a_recording_error(tmp_path):
     bad = tmp_path / "bad.edf"
     bad.write_bytes(b"not an edf file at all" * 20)
-    with pytest.raises(RecordingError, match="not a readable EDF"):
+    with pytest.raises(RecordingError, match="not a valid EDF"):
         read_recording(bad)
     with pytest.raises(RecordingError, match="no such file"):
         read_recording(tmp_path / "absent.edf")
