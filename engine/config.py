@@ -6,6 +6,9 @@ raises one ``ConfigError`` listing them all, each saying what to fix.
 
 from __future__ import annotations
 
+import math
+import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -57,6 +60,24 @@ class MqttSection:
 
 
 @dataclass(frozen=True, slots=True)
+class StoreSection:
+    """``[store]``: the event store (SQLite). No ``path``: nothing is stored."""
+
+    path: str | None = None  # relative to the config file
+    batch_s: float = 0.5  # a batch is written at least this often
+    night_h: float = 16.0  # "the night so far": what was stored in the last night_h hours
+    trend_s: float = 60.0  # trend rows (SpO2, HR, respiratory rate, quality) every trend_s
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSection:
+    """``[http]``: the web view, ``/metrics`` and health (``run --http`` overrides ``listen``)."""
+
+    listen: str | None = None  # "127.0.0.1:8080"; None: no web view
+    token: str | None = None  # bearer token required on every request when set
+
+
+@dataclass(frozen=True, slots=True)
 class SourceConfig:
     """A source of one bed. ``options`` holds the kind-specific keys, checked by ``_source``."""
 
@@ -88,6 +109,8 @@ class Config:
     sinks: tuple[SinkConfig, ...] = ()
     alerts: AlertConfig = DEFAULT_ALERTS
     path: Path | None = None
+    store: StoreSection = StoreSection()
+    http: HttpSection = HttpSection()
 
 
 # Keys each source kind accepts: name -> (type, required).
@@ -112,6 +135,15 @@ SINK_KEYS: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
     "lsl": {"name": (str, False)},
 }
 DEJITTER_MODES = ("engine", "liblsl", "none")
+SEGMENT = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")  # one MQTT topic level (site, bed, channel)
+MAX_RING_S = 3600.0  # per-channel history cap: an hour at native rate
+MAX_FS = 100_000.0
+# Numeric source options: key -> (lowest allowed, lowest is allowed, highest allowed).
+SOURCE_RANGES: dict[str, tuple[float, bool, float]] = {
+    "speed": (0.0, False, 1e6), "chunk_s": (0.0, False, 600.0),
+    "timeout_s": (0.0, True, 3600.0), "lost_after_s": (0.0, False, 3600.0),
+    "reorder_packets": (1.0, True, 1024.0), "reorder_wait_s": (0.0, False, 60.0),
+}
 
 
 def load_config(path: str | Path) -> Config:
@@ -119,29 +151,48 @@ def load_config(path: str | Path) -> Config:
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError([(str(path), "file not found; check the path")]) from exc
+    except FileNotFoundError:
+        raise ConfigError([(str(path), "file not found; check the path")]) from None
+    except IsADirectoryError:
+        raise ConfigError([(str(path), "is a directory; give the TOML file")]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([(str(path), f"not UTF-8 text (byte {exc.start}); save it as "
+                            "UTF-8")]) from None
+    except OSError as exc:
+        raise ConfigError([(str(path), f"cannot be read: {exc.strerror}")]) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([(str(path), f"not valid TOML: {exc}")]) from exc
+        raise ConfigError([(str(path), f"not valid TOML: {exc}")]) from None
     return parse_config(raw, path=path)
 
 
 def parse_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
     problems: Problems = []
-    known = {"engine", "model", "mqtt", "beds", "sinks", "alerts"}
+    known = {"engine", "model", "mqtt", "beds", "sinks", "alerts", "store", "http"}
     for key in raw:
         if key not in known:
             problems.append((key, f"unknown section; expected one of {sorted(known)}"))
     engine = _section(raw.get("engine", {}), EngineSection, "engine", problems)
     model = _section(raw.get("model", {}), ModelSection, "model", problems)
     mqtt = _section(raw.get("mqtt", {}), MqttSection, "mqtt", problems)
+    store = _section(raw.get("store", {}), StoreSection, "store", problems)
+    http = _section(raw.get("http", {}), HttpSection, "http", problems)
+    if store is not None and not (store.batch_s > 0 and store.night_h > 0 and store.trend_s > 0):
+        problems.append(("store", "batch_s, night_h and trend_s must be > 0"))
     if model is not None and model.backend not in BACKENDS:
         problems.append(("model.backend", f"{model.backend!r} is not one of {list(BACKENDS)}"))
     _check_positive(engine, "engine", problems)
+    if mqtt is not None and not 1 <= mqtt.port <= 65535:
+        problems.append(("mqtt.port", f"{mqtt.port} is not a TCP port (1 to 65535)"))
+    if mqtt is not None and mqtt.keepalive_s < 1:
+        problems.append(("mqtt.keepalive_s", "must be >= 1"))
+    if mqtt is not None and (mqtt.cert_file is None) != (mqtt.key_file is None):
+        problems.append(("mqtt", "cert_file and key_file go together"))
     beds = _list(raw.get("beds", []), "beds", _bed, problems)
     ids = [b.id for b in beds]
     for dup in sorted({i for i in ids if ids.count(i) > 1}):
         problems.append(("beds", f"bed id {dup!r} is used more than once; ids must be unique"))
+    if path is not None:  # a file on disk: its recordings must be there too
+        _check_recordings(beds, path, problems)
     sinks = _list(raw.get("sinks", []), "sinks", _sink, problems)
     alerts = _alerts(raw.get("alerts", {}), "alerts", DEFAULT_ALERTS, problems)
     raw_beds = raw.get("beds", [])
@@ -151,7 +202,23 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
     if problems:
         raise ConfigError(problems)
     assert engine is not None and model is not None and mqtt is not None
-    return Config(engine, model, mqtt, tuple(beds), tuple(sinks), alerts, path)
+    assert store is not None and http is not None
+    return Config(engine, model, mqtt, tuple(beds), tuple(sinks), alerts, path, store, http)
+
+
+def _check_recordings(beds: list[BedConfig], path: Path | None, problems: Problems) -> None:
+    """Every EDF source names an existing file (relative paths: next to the config file)."""
+    base = path.parent if path is not None else Path.cwd()
+    for i, bed in enumerate(beds):
+        for j, src in enumerate(bed.sources):
+            if src.kind != "edf" or not isinstance(src.options.get("path"), str):
+                continue
+            file = Path(src.options["path"])
+            file = file if file.is_absolute() else base / file
+            if not file.is_file():
+                what = "is a directory" if file.is_dir() else "does not exist"
+                problems.append((f"beds[{i}].sources[{j}].path", f"{file} {what}; give an EDF "
+                                 "file (relative paths are read next to the config file)"))
 
 
 def _alerts(table: Any, where: str, base: AlertConfig, problems: Problems) -> AlertConfig:
@@ -190,8 +257,15 @@ def _check_positive(engine: EngineSection | None, where: str, problems: Problems
     if engine is None:
         return
     for key in ("hop_s", "epoch_s", "ring_s", "frame_queue", "event_queue"):
-        if not getattr(engine, key) > 0:
-            problems.append((f"{where}.{key}", "must be > 0"))
+        value = getattr(engine, key)
+        if not (value > 0 and math.isfinite(value)):
+            problems.append((f"{where}.{key}", "must be a finite number > 0"))
+    if engine.ring_s > MAX_RING_S:
+        problems.append((f"{where}.ring_s", f"at most {MAX_RING_S:g} s"))
+    if engine.frame_queue > 1_000_000 or engine.event_queue > 1_000_000:
+        problems.append((where, "frame_queue and event_queue are at most 1000000"))
+    if not (engine.hop_s > 0 and engine.epoch_s > 0 and math.isfinite(engine.epoch_s)):
+        return
     if engine.epoch_s % engine.hop_s:
         problems.append((f"{where}.epoch_s", "must be a whole number of hops (hop_s)"))
 
@@ -246,10 +320,33 @@ def _source(table: Any, where: str, problems: Problems) -> SourceConfig | None:
         problems.append((where, "an lsl source needs at least one of name, type, source_id"))
     if kind == "lsl" and opts.get("dejitter", "engine") not in DEJITTER_MODES:
         problems.append((f"{where}.dejitter", f"must be one of {list(DEJITTER_MODES)}"))
-    speed = opts.get("speed")
-    if speed is not None and not speed > 0:
-        problems.append((f"{where}.speed", "must be > 0"))
+    for key, (lo, closed, hi) in SOURCE_RANGES.items():
+        value = opts.get(key)
+        if value is not None and not ((value >= lo if closed else value > lo) and value <= hi):
+            low = f">= {lo:g}" if closed else f"> {lo:g}"
+            problems.append((f"{where}.{key}", f"must be {low} and <= {hi:g}, got {value!r}"))
+    if kind == "mqtt":
+        _mqtt_channels(opts.get("channels", []), f"{where}.channels", problems)
     return SourceConfig(kind, opts)
+
+
+def _mqtt_channels(items: list[Any], where: str, problems: Problems) -> None:
+    if not items:
+        problems.append((where, "an mqtt source needs its channels: [{name = \"SpO2\", fs = 1.0}]"))
+    for i, item in enumerate(items):
+        w = f"{where}[{i}]"
+        if not isinstance(item, Mapping):
+            problems.append((w, f"must be a table {{name = ..., fs = ...}}, got {item!r}"))
+            continue
+        name, fs = item.get("name"), item.get("fs")
+        if not isinstance(name, str) or not SEGMENT.match(name):
+            problems.append((f"{w}.name", "1-64 characters of letters, digits, '_', '.', '-'"))
+        if isinstance(fs, bool) or not isinstance(fs, int | float) or not 0 < fs <= MAX_FS:
+            problems.append((f"{w}.fs", f"a sampling rate in Hz (0 < fs <= {MAX_FS:g}) is "
+                             f"required, got {fs!r}"))
+        for key in item:
+            if key not in ("name", "fs", "unit", "modality"):
+                problems.append((f"{w}.{key}", "unknown key; expected name, fs, unit, modality"))
 
 
 def _sink(table: Any, where: str, problems: Problems) -> SinkConfig | None:
@@ -260,7 +357,24 @@ def _sink(table: Any, where: str, problems: Problems) -> SinkConfig | None:
     if kind not in SINK_KINDS:
         problems.append((f"{where}.kind", f"{kind!r} is not one of {list(SINK_KINDS)}"))
         return None
-    return SinkConfig(kind, _options(table, SINK_KEYS[kind], where, problems))
+    opts = _options(table, SINK_KEYS[kind], where, problems)
+    if kind in ("jsonl", "edf") and isinstance(opts.get("path"), str):
+        _check_writable(Path(opts["path"]), f"{where}.path", problems)
+    return SinkConfig(kind, opts)
+
+
+def _check_writable(path: Path, where: str, problems: Problems) -> None:
+    """A sink's file must be creatable: no folder, and the nearest existing folder above it (the
+    sink creates the missing ones) is a writable folder."""
+    folder = path.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if path.is_dir():
+        problems.append((where, f"{path} is a directory; give a file name"))
+    elif not folder.is_dir():
+        problems.append((where, f"{folder} is not a folder; {path} cannot be created"))
+    elif not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        problems.append((where, f"{path} is not writable (check the folder's permissions)"))
 
 
 def _bed(table: Any, where: str, problems: Problems) -> BedConfig | None:
@@ -279,7 +393,15 @@ def _bed(table: Any, where: str, problems: Problems) -> BedConfig | None:
     if not sources:
         problems.append((f"{where}.sources", "a bed needs at least one [[beds.sources]]"))
     rules = _rules(table.get("channels", []), f"{where}.channels", problems)
-    return BedConfig(bed_id, str(table.get("site", "default")), tuple(sources), rules)
+    site = table.get("site", "default")
+    if not isinstance(site, str) or not SEGMENT.match(site):
+        problems.append((f"{where}.site", "1-64 characters of letters, digits, '_', '.', '-' "
+                         "(it is one MQTT topic level)"))
+        site = "default"
+    if any(s.kind == "mqtt" for s in sources) and bed_id != "?" and not SEGMENT.match(bed_id):
+        problems.append((f"{where}.id", "with an mqtt source: 1-64 characters of letters, "
+                         "digits, '_', '.', '-'"))
+    return BedConfig(bed_id, site, tuple(sources), rules)
 
 
 def _rules(items: Any, where: str, problems: Problems) -> tuple[ChannelRule, ...]:

@@ -9,6 +9,8 @@ Layers, bottom to top (README, "Architecture"):
   models     sleepstream.models (PyTorch: training, evaluation, export)
   simulators sleepstream.simulators
   report     sleepstream.report (night tables, statistics, plots, the night report)
+  store      sleepstream.store (the SQLite event store)
+  web        sleepstream.web (web view, metrics and health on Starlette)
   app        sleepstream.engine.app, sleepstream.cluster (shards on Ray) and the package root
              (with its modules, e.g. the Python API): may import everything
 """
@@ -21,7 +23,7 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("engine", "drivers", "models", "simulators", "report", "cluster")
+PACKAGES = ("engine", "drivers", "models", "simulators", "report", "cluster", "store", "web")
 BASE = {"sleepstream.engine.types", "sleepstream.engine.errors", "sleepstream.engine.protocols"}
 
 # layer -> layers it may import (besides itself)
@@ -33,7 +35,10 @@ ALLOWED: dict[str, set[str]] = {
     "models": {"base", "runtime", "drivers", "inference"},  # training reads recordings
     "simulators": {"base", "runtime", "drivers"},
     "report": {"base", "runtime", "drivers"},
-    "app": {"base", "runtime", "drivers", "inference", "models", "simulators", "report"},
+    "store": {"base", "runtime"},
+    "web": {"base", "runtime", "store"},
+    "app": {"base", "runtime", "drivers", "inference", "models", "simulators", "report", "store",
+            "web"},
 }
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,8 @@ from sleepstream.engine.inference.staging import live_processor_factory, process
 from sleepstream.engine.pipeline import BedRuntime, Engine, EngineSettings
 from sleepstream.engine.protocols import BlockProcessor, Driver, Event, Sink
 from sleepstream.engine.sinks import ConsoleSink, JsonlSink
+from sleepstream.engine.trends import TrendProcessor
+from sleepstream.engine.types import Command
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,8 @@ def make_processors(
     processors: list[BlockProcessor] = [AlertEngine(bed.id, bed.alerts)]
     if model.factory is not None:
         processors.append(model.factory(bed.id))
+    if config.store.path is not None or config.http.listen is not None:  # for the store and view
+        processors.append(TrendProcessor(bed.id, period_s=config.store.trend_s))
     return processors
 
 
@@ -111,10 +115,12 @@ def build_engine(
     clock: EngineClock | None = None,
     drivers: dict[str, Sequence[Driver]] | None = None,
     on_progress: Callable[[BedRuntime, float], None] | None = None,
+    extra_commands: Sequence[AsyncIterator[Command]] = (),
 ) -> tuple[Engine, list[BedRuntime], ModelChoice]:
     """Build the engine for ``config``. ``drivers`` replaces the configured sources of the named
     beds (used by ``replay`` and by tests); ``on_progress`` hears each bed's processed time
-    (after a replay clock has advanced to it)."""
+    (after a replay clock has advanced to it); ``extra_commands`` are command sources besides
+    MQTT (the web view's acknowledgements)."""
     clock = clock or (MonotonicClock() if live else ReplayClockState())
     model = choose_model(config, live=live)
     beds = []
@@ -140,7 +146,8 @@ def build_engine(
     start = [_status_start(b.state.bed, model, clock) for b in beds]
     engine = Engine(beds, sinks, clock=clock, settings=settings, start_events=start,
                     on_progress=_progress(clock, on_progress),
-                    commands=_command_sources(config, clock) if live else (),
+                    commands=[*(_command_sources(config, clock) if live else ()),
+                              *extra_commands],
                     resources=[model.shared] if model.shared is not None else ())
     return engine, beds, model
 

@@ -3,6 +3,10 @@
 Runs until SIGINT/SIGTERM (or ``--seconds``), then stops cleanly: sources are closed, sinks are
 flushed and closed (the MQTT sink publishes its ``offline`` status), and a summary per bed is
 printed (samples in, gaps filled, frames dropped, technical alarms).
+
+With ``[store] path`` every event is kept in SQLite and each bed's night so far is read back at
+start; ``--http HOST:PORT`` (or ``[http] listen``) serves the web view, ``/metrics``, ``/healthz``
+and ``/readyz`` (``engine.app.monitor``), token-protected with ``--http-token``.
 """
 
 from __future__ import annotations
@@ -12,11 +16,14 @@ import asyncio
 import contextlib
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
+from sleepstream.engine.app import monitor
 from sleepstream.engine.app.compose import build_engine
-from sleepstream.engine.config import load_config
+from sleepstream.engine.clock import MonotonicClock
+from sleepstream.engine.config import Config, load_config
 from sleepstream.engine.pipeline import BedRuntime
 from sleepstream.engine.sinks import TallySink
 
@@ -24,12 +31,23 @@ from sleepstream.engine.sinks import TallySink
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, required=True, help="engine TOML file")
     p.add_argument("--seconds", type=float, help="stop after this many seconds")
+    p.add_argument("--http", metavar="HOST:PORT", default=None,
+                   help="serve the web view, /metrics and health here (e.g. 127.0.0.1:8080)")
+    p.add_argument("--http-token", metavar="TOKEN", default=None,
+                   help="require this bearer token on every web request")
+    p.add_argument("--store", metavar="FILE", default=None,
+                   help="SQLite event store (overrides [store] path)")
 
 
-async def run(config_path: Path, seconds: float | None) -> list[BedRuntime]:
-    config = load_config(config_path)
+async def run(config_path: Path, seconds: float | None, *, http: str | None = None,
+              token: str | None = None, store: str | None = None) -> list[BedRuntime]:
+    config = with_overrides(load_config(config_path), http=http, token=token, store=store)
     tally = TallySink()
-    engine, beds, model = build_engine(config, live=True, extra_sinks=[tally])
+    clock = MonotonicClock()
+    parts = monitor.prepare(config, clock, out=sys.stderr)
+    engine, beds, model = build_engine(config, live=True, extra_sinks=[tally, *parts.sinks],
+                                       clock=clock, extra_commands=parts.command_sources)
+    monitor.attach(parts, engine, model.shared)
     print(f"sleepstream run: {len(beds)} bed(s), {len(config.sinks)} sink(s); "
           f"{model.description}", file=sys.stderr)
     task = asyncio.create_task(engine.run(), name="engine")
@@ -37,15 +55,30 @@ async def run(config_path: Path, seconds: float | None) -> list[BedRuntime]:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, task.cancel)
-    try:
-        async with asyncio.timeout(seconds):
-            await task
-    except (TimeoutError, asyncio.CancelledError):
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    async with monitor.serving(parts, engine, beds, task) as url:
+        if url is not None:
+            print(f"web view on {url}/" + (" (bearer token required)" if parts.token else ""),
+                  file=sys.stderr)
+        try:
+            async with asyncio.timeout(seconds):
+                await task
+        except (TimeoutError, asyncio.CancelledError):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     print_summary(beds, tally, sys.stdout)
     return beds
+
+
+def with_overrides(config: Config, *, http: str | None, token: str | None,
+                   store: str | None) -> Config:
+    """The command line's ``--http``, ``--http-token`` and ``--store`` over the file's."""
+    return replace(
+        config,
+        http=replace(config.http, listen=http or config.http.listen,
+                     token=token or config.http.token),
+        store=replace(config.store,
+                      path=str(Path(store).resolve()) if store else config.store.path))
 
 
 def print_summary(beds: list[BedRuntime], tally: TallySink, out: TextIO) -> None:
@@ -62,5 +95,6 @@ def print_summary(beds: list[BedRuntime], tally: TallySink, out: TextIO) -> None
 
 
 def main(args: argparse.Namespace) -> int:
-    beds = asyncio.run(run(args.config, args.seconds))
+    beds = asyncio.run(run(args.config, args.seconds, http=args.http, token=args.http_token,
+                           store=args.store))
     return 1 if any(b.failed for b in beds) else 0
