@@ -78,6 +78,17 @@ class HttpSection:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterSection:
+    """``[cluster]``: shard the beds over a Ray cluster (``run --cluster`` overrides ``address``).
+    ``address``: a Ray address (``ray://host:10001``, ``host:6379``) or ``local``."""
+
+    address: str | None = None
+    heartbeat_s: float = 0.5  # every shard is pinged this often
+    dead_after_s: float = 3.0  # a shard silent this long is lost; its beds move
+    vnodes: int = 64  # points per shard on the consistent hash ring
+
+
+@dataclass(frozen=True, slots=True)
 class SourceConfig:
     """A source of one bed. ``options`` holds the kind-specific keys, checked by ``_source``."""
 
@@ -111,6 +122,7 @@ class Config:
     path: Path | None = None
     store: StoreSection = StoreSection()
     http: HttpSection = HttpSection()
+    cluster: ClusterSection = ClusterSection()
 
 
 # Keys each source kind accepts: name -> (type, required).
@@ -167,7 +179,8 @@ def load_config(path: str | Path) -> Config:
 
 def parse_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
     problems: Problems = []
-    known = {"engine", "model", "mqtt", "beds", "sinks", "alerts", "store", "http"}
+    known = {"engine", "model", "mqtt", "beds", "sinks", "alerts", "store", "http",
+             "cluster"}
     for key in raw:
         if key not in known:
             problems.append((key, f"unknown section; expected one of {sorted(known)}"))
@@ -176,6 +189,11 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
     mqtt = _section(raw.get("mqtt", {}), MqttSection, "mqtt", problems)
     store = _section(raw.get("store", {}), StoreSection, "store", problems)
     http = _section(raw.get("http", {}), HttpSection, "http", problems)
+    cluster = _section(raw.get("cluster", {}), ClusterSection, "cluster", problems)
+    if cluster is not None and not (cluster.heartbeat_s > 0 and cluster.dead_after_s
+                                    > cluster.heartbeat_s and cluster.vnodes > 0):
+        problems.append(("cluster", "need heartbeat_s > 0, dead_after_s > heartbeat_s, "
+                         "vnodes > 0"))
     if store is not None and not (store.batch_s > 0 and store.night_h > 0 and store.trend_s > 0):
         problems.append(("store", "batch_s, night_h and trend_s must be > 0"))
     if model is not None and model.backend not in BACKENDS:
@@ -203,7 +221,9 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
         raise ConfigError(problems)
     assert engine is not None and model is not None and mqtt is not None
     assert store is not None and http is not None
-    return Config(engine, model, mqtt, tuple(beds), tuple(sinks), alerts, path, store, http)
+    assert cluster is not None
+    return Config(engine, model, mqtt, tuple(beds), tuple(sinks), alerts, path, store, http,
+                  cluster)
 
 
 def _check_recordings(beds: list[BedConfig], path: Path | None, problems: Problems) -> None:

@@ -65,7 +65,8 @@ def worth_showing(event: Event) -> bool:
 
 
 class JsonlSink:
-    """Appends one JSON object per line; the file is opened on the first event."""
+    """Appends one JSON object per line, flushed line by line; the file is opened on the first
+    event. A write that fails raises ``SinkError``."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -76,7 +77,9 @@ class JsonlSink:
         try:
             if self._fh is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._fh = self.path.open("w", encoding="utf-8")
+                # line-buffered: every event is on disk as soon as it is written, so a live
+                # run's file can be followed (tail -f) and survives a kill
+                self._fh = self.path.open("w", encoding="utf-8", buffering=1)
             self._fh.write(json.dumps(event, separators=(",", ":")) + "\n")
         except OSError as exc:
             raise SinkError(f"cannot write events to {self.path}: {exc}") from exc

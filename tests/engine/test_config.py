@@ -10,6 +10,7 @@ import pytest
 from sleepstream.engine.app.cli import main as cli_main
 from sleepstream.engine.config import load_config
 from sleepstream.engine.errors import ConfigError
+from tests.drivers.test_edf import _write_edf
 
 GOOD = """
 [engine]
@@ -38,6 +39,7 @@ path = "events.jsonl"
 
 
 def _write(tmp_path, text):
+    _write_edf(tmp_path / "night.edf", seconds=2)  # named by GOOD
     path = tmp_path / "engine.toml"
     path.write_text(textwrap.dedent(text))
     return path

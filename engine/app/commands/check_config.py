@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sleepstream.engine.config import load_config
-from sleepstream.engine.errors import ConfigError
+from sleepstream.drivers.edf_header import check_header
+from sleepstream.engine.config import Config, load_config
+from sleepstream.engine.errors import ConfigError, RecordingError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -16,6 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.path)
+        _check_recordings(config)
     except ConfigError as exc:
         print(f"{args.path}: {len(exc.problems)} problem(s)")
         for where, what in exc.problems:
@@ -25,3 +27,19 @@ def main(args: argparse.Namespace) -> int:
     print(f"{args.path}: ok ({len(config.beds)} beds, {sources} sources, "
           f"{len(config.sinks)} sinks, model {config.model.checkpoint} on {config.model.backend})")
     return 0
+
+
+def _check_recordings(config: Config) -> None:
+    """Every EDF source's header passes the checks ``run`` applies before reading it."""
+    base = config.path.parent if config.path is not None else Path.cwd()
+    problems = []
+    for i, bed in enumerate(config.beds):
+        for j, src in enumerate(bed.sources):
+            if src.kind == "edf":
+                path = Path(src.options["path"])
+                try:
+                    check_header(path if path.is_absolute() else base / path)
+                except RecordingError as exc:
+                    problems.append((f"beds[{i}].sources[{j}].path", str(exc)))
+    if problems:
+        raise ConfigError(problems)

@@ -1,0 +1,29 @@
+"""The JSONL sink: every event is on disk as soon as it is emitted; a write that fails raises."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from sleepstream.engine.errors import SinkError
+from sleepstream.engine.sinks import JsonlSink
+
+
+def test_events_are_on_disk_before_the_sink_closes(tmp_path: Path) -> None:
+    async def main() -> None:
+        sink = JsonlSink(tmp_path / "live" / "events.jsonl")
+        await sink.emit({"type": "stage", "bed": "b1", "stage": "N2"})
+        lines = (tmp_path / "live" / "events.jsonl").read_text().splitlines()
+        assert [json.loads(x)["stage"] for x in lines] == ["N2"]
+        await sink.aclose()
+    asyncio.run(main())
+
+
+def test_a_sink_that_cannot_write_raises_a_sink_error(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("x")
+    sink = JsonlSink(tmp_path / "a-file" / "events.jsonl")
+    with pytest.raises(SinkError, match="cannot write"):
+        asyncio.run(sink.emit({"type": "stage"}))
