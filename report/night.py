@@ -105,7 +105,8 @@ class Night:
                 raise RecordingError(f"{path}:{i}: not a JSON event ({exc.msg})") from exc
             if isinstance(event, dict):
                 events.append(event)
-        return cls.from_events(events, recording, name=path.name)
+        return cls.from_events(events, recording,
+                               name="" if recording is not None else path.name)
 
     # ---- tables -------------------------------------------------------------------------------
 

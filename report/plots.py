@@ -45,13 +45,27 @@ def plot_hypnogram(hyp: Hypnogram, ax: Any = None, *, hours: bool = True) -> Any
     return ax
 
 
+HEIGHTS = {"hyp": 1.4, "expert": 1.0, "spo2": 1.0, "hr": 1.0}
+
+
+def night_rows(night: Night) -> list[str]:
+    rows = ["hyp"] + (["expert"] if night.expert is not None else [])
+    return rows + [r for r, trend in (("spo2", night.spo2), ("hr", night.hr)) if trend is not None]
+
+
 def night_figure(night: Night, *, width: float = 10.0) -> Figure:
     """Hypnogram (engine, and expert when the file has one), SpO2 and heart rate."""
-    rows = ["hyp"] + (["expert"] if night.expert is not None else [])
-    rows += [r for r, trend in (("spo2", night.spo2), ("hr", night.hr)) if trend is not None]
-    heights = {"hyp": 1.4, "expert": 1.0, "spo2": 1.0, "hr": 1.0}
-    fig = Figure(figsize=(width, 1.5 + 1.6 * sum(heights[r] for r in rows)),
+    rows = night_rows(night)
+    fig = Figure(figsize=(width, 1.5 + 1.6 * sum(HEIGHTS[r] for r in rows)),
                  layout="constrained")
+    draw_night(fig, night)
+    return fig
+
+
+def draw_night(fig: Any, night: Night) -> list[Any]:
+    """Draw the night's panels into ``fig`` (a Figure or SubFigure); returns the axes."""
+    rows = night_rows(night)
+    heights = HEIGHTS
     axes = fig.subplots(len(rows), 1, sharex=True, squeeze=False,
                         gridspec_kw={"height_ratios": [heights[r] for r in rows]})[:, 0]
     end_h = max(night.info.duration_s, night.hypnogram.duration_s) / 3600.0
@@ -73,7 +87,7 @@ def night_figure(night: Night, *, width: float = 10.0) -> Figure:
         ax.set_xlim(0.0, end_h)
         ax.label_outer()
     axes[-1].set_xlabel("hours from start")
-    return fig
+    return list(axes)
 
 
 def _trend(ax: Any, values: np.ndarray, label: str, colour: str) -> None:
@@ -104,7 +118,7 @@ def _events(ax: Any, night: Night) -> None:
         ax.plot(rows["onset"] / 3600.0, np.full(len(rows), ax.get_ylim()[1] - 1), "v",
                 ms=3, label=f"{code} ({len(rows)})")
     if len(ev):
-        ax.legend(loc="lower right", fontsize=7, ncol=4, frameon=False)
+        ax.legend(loc="upper right", fontsize=6, ncol=4, framealpha=0.8)
 
 
 def _alarms(ax: Any, night: Night, *, physiological_only: bool) -> None:

@@ -21,6 +21,7 @@ COMMANDS_PACKAGE = "sleepstream.engine.app.commands"
 COMMANDS: tuple[tuple[str | None, str, str, str], ...] = (
     (None, "run", "run", "run the engine on live sources with all sinks"),
     (None, "replay", "replay", "replay an EDF/EDF+ recording through the engine"),
+    (None, "report", "report", "one-page night report (HTML or PDF) from a recording or events"),
     (None, "ack", "ack", "acknowledge an alarm on a running engine (MQTT)"),
     (None, "check-config", "check_config", "validate an engine TOML file"),
     ("bench", "replay", "bench_replay", "replay speed-up and cost per hop"),
