@@ -51,6 +51,12 @@ def format_event(event: Event) -> str:
         if per_hour is not None:
             parts.append(f"apnea minutes {per_hour:.1f}/h")
         return f"[{_clock(event.get('t'))}] {bed} running indices: {', '.join(parts) or 'n/a'}"
+    if kind == "trend":
+        vals = [f"{k.upper()} {event[k]:g}" for k in ("spo2", "hr", "rr")
+                if event.get(k) is not None]
+        q = event.get("quality")
+        vals.append(f"quality {q:.0%}" if q is not None else "no data")
+        return f"[{_clock(event.get('t'))}] {bed} trend: {', '.join(vals)}"
     return json.dumps(event)
 
 
