@@ -41,6 +41,7 @@ COMMANDS: tuple[tuple[str | None, str, str, str], ...] = (
     ("export", "tensorrt", "export", "TensorRT engine from the serving ONNX"),
     ("bench", "kv", "bench_kv", "ring-cache step vs recomputing the window"),
     ("bench", "beds", "bench_beds", "beds served in real time, p50/p99, MB/bed"),
+    ("bench", "cluster", "bench_cluster", "shards on a local Ray cluster: failover, overhead"),
 )
 
 GROUP_HELP = {

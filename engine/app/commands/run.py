@@ -37,6 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="require this bearer token on every web request")
     p.add_argument("--store", metavar="FILE", default=None,
                    help="SQLite event store (overrides [store] path)")
+    p.add_argument("--cluster", metavar="ADDRESS", default=None,
+                   help="shard the beds over the Ray cluster here ('local': start one); "
+                        "overrides [cluster] address; needs the 'cluster' extra")
 
 
 async def run(config_path: Path, seconds: float | None, *, http: str | None = None,
@@ -95,6 +98,15 @@ def print_summary(beds: list[BedRuntime], tally: TallySink, out: TextIO) -> None
 
 
 def main(args: argparse.Namespace) -> int:
+    address = args.cluster or load_config(args.config).cluster.address
+    if address:  # the same beds, sharded (sleepstream.cluster)
+        try:
+            from sleepstream.cluster.runner import run_cluster
+        except ImportError as exc:
+            print(f"sleepstream run --cluster: {exc}; pip install 'sleepstream[cluster]'",
+                  file=sys.stderr)
+            return 2
+        return asyncio.run(run_cluster(load_config(args.config), address, args.seconds))
     beds = asyncio.run(run(args.config, args.seconds, http=args.http, token=args.http_token,
                            store=args.store))
     return 1 if any(b.failed for b in beds) else 0

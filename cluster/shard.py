@@ -1,0 +1,141 @@
+"""A shard worker: the single-process bed pipeline (``build_engine``) for the beds it owns.
+
+The coordinator runs one per node as a Ray actor (``ray.remote(ShardWorker)``). Beds given at
+start run in one engine; beds moved here from a lost shard start in a further engine on the same
+event loop (the running beds are never restarted). A moved bed raises the technical alarm
+``monitoring_interrupted`` at once, its onset the last time its old shard was heard from, and
+ends it when its first data is processed here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from sleepstream.engine.app.compose import build_engine
+from sleepstream.engine.config import Config, SinkConfig
+from sleepstream.engine.pipeline import BedRuntime, Engine
+from sleepstream.engine.protocols import Event
+
+log = logging.getLogger(__name__)
+INTERRUPTED = "monitoring_interrupted"
+
+
+def shard_config(config: Config, beds: list[str], tag: str) -> Config:
+    """``config`` restricted to ``beds``; file sinks get ``tag`` before their suffix so shards
+    (and a shard's later engines) never write the same file."""
+    chosen = tuple(b for b in config.beds if b.id in set(beds))
+    sinks = tuple(_tagged(s, tag) for s in config.sinks)
+    return replace(config, beds=chosen, sinks=sinks)
+
+
+def _tagged(sink: SinkConfig, tag: str) -> SinkConfig:
+    if "path" not in sink.options:
+        return sink
+    path = Path(sink.options["path"])
+    return SinkConfig(sink.kind, {**sink.options,
+                                  "path": str(path.with_name(f"{path.stem}.{tag}{path.suffix}"))})
+
+
+def interrupted_event(bed: str, state: str, onset: float, end: float | None, now: float,
+                      moved_from: str) -> Event:
+    return {
+        "type": "alert", "bed": bed, "id": f"{bed}/{INTERRUPTED}", "code": INTERRUPTED,
+        "kind": "technical", "priority": "high", "state": state, "onset": round(onset, 3),
+        "end": None if end is None else round(end, 3), "value": None,
+        "message": f"monitoring was interrupted: shard {moved_from} was lost; the bed moved",
+        "channels": [], "delay_s": 0.0, "latching": False, "t": round(now, 3),
+    }
+
+
+@dataclass(slots=True)
+class _Generation:
+    engine: Engine
+    beds: list[BedRuntime]
+    task: asyncio.Task[None]
+
+
+@dataclass(slots=True)
+class ShardState:
+    pending: dict[str, tuple[float, str]] = field(default_factory=dict)  # bed -> (onset, from)
+    resumed_wall: dict[str, float] = field(default_factory=dict)
+    generations: list[_Generation] = field(default_factory=list)
+
+
+class ShardWorker:
+    """One shard: ``assign`` beds, ``ping`` for health and counts, ``wait`` or ``stop``."""
+
+    def __init__(self, config: Config, shard_id: str, *, live: bool = True) -> None:
+        self.config, self.shard, self.live = config, shard_id, live
+        self.state = ShardState()
+
+    def beds(self) -> list[str]:
+        return [b.state.bed for g in self.state.generations for b in g.beds]
+
+    async def assign(self, beds: list[str], moved: dict[str, tuple[float, str]] | None = None
+                     ) -> list[str]:
+        """Start the beds in ``beds`` not yet running here; ``moved`` maps a bed moved from a
+        lost shard to (wall time it was last heard from, that shard's id)."""
+        new = [b for b in beds if b not in set(self.beds())]
+        if not new:
+            return []
+        tag = f"{self.shard}.g{len(self.state.generations)}"
+        engine, runtimes, _ = build_engine(shard_config(self.config, new, tag), live=self.live,
+                                           on_progress=self._progress)
+        task = asyncio.create_task(engine.run(), name=f"shard-{tag}")
+        self.state.generations.append(_Generation(engine, runtimes, task))
+        now_wall = time.time()
+        for bed, (last_wall, source) in (moved or {}).items():
+            if bed in new:
+                self.state.pending[bed] = (last_wall, source)
+                onset = engine.clock.now() - (now_wall - last_wall)
+                engine.bus.publish_nowait(interrupted_event(bed, "active", onset, None,
+                                                            engine.clock.now(), source))
+        log.info("shard %s: started %d bed(s)%s", self.shard, len(new),
+                 f", {len(moved)} moved here" if moved else "")
+        return new
+
+    def _progress(self, bed: BedRuntime, t: float) -> None:
+        pending = self.state.pending.pop(bed.state.bed, None)
+        if pending is None:
+            return
+        self.state.resumed_wall[bed.state.bed] = time.time()
+        for g in self.state.generations:
+            if bed in g.beds:
+                now = g.engine.clock.now()
+                onset = now - (time.time() - pending[0])
+                g.engine.bus.publish_nowait(interrupted_event(bed.state.bed, "ended", onset,
+                                                              now, now, pending[1]))
+
+    async def ping(self) -> dict[str, int]:
+        """Samples received so far, per bed (a live shard answers at once)."""
+        return {b.state.bed: sum(int(s["samples_in"]) for s in b.state.summary().values())
+                for g in self.state.generations for b in g.beds}
+
+    async def resumed(self) -> dict[str, float]:
+        """Wall time at which each bed moved here processed its first data."""
+        return dict(self.state.resumed_wall)
+
+    async def summary(self) -> dict[str, dict[str, object]]:
+        return {b.state.bed: {"frames_in": b.frames_in, "frames_dropped": b.frames_dropped,
+                              "failed": b.failed, "shard": self.shard}
+                for g in self.state.generations for b in g.beds}
+
+    async def wait(self) -> float:
+        """Wait for every engine to end (replay sources); returns this process's CPU seconds."""
+        for g in self.state.generations:
+            await g.task
+        return time.process_time()
+
+    async def stop(self) -> None:
+        for g in self.state.generations:
+            g.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await g.task
+
+    async def cpu_s(self) -> float:
+        return time.process_time()

@@ -1,0 +1,101 @@
+"""Beds sharded over a real multi-node Ray cluster on this machine (``ray.cluster_utils``):
+the same events as one process, only a lost node's beds move, each with one
+``monitoring_interrupted`` alarm, and every shard subscribes to its own beds' topics only."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray", reason="ray is not installed (pip install '.[cluster]')")
+
+from ray.cluster_utils import Cluster  # noqa: E402
+
+from sleepstream.cluster import coordinator as co  # noqa: E402
+from sleepstream.cluster import scenario  # noqa: E402
+from sleepstream.cluster.shard import shard_config  # noqa: E402
+from sleepstream.engine.app.compose import build_engine  # noqa: E402
+from tests.peers import Mosquitto  # noqa: E402
+
+OXIMETRY = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "oximetry-hugcdn"
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    """A head and one worker node, one CPU each; reused by every test here."""
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    c.add_node(num_cpus=1)
+    ray.init(address=c.address, log_to_driver=False)
+    c.wait_for_nodes()
+    try:
+        yield c
+    finally:
+        ray.shutdown()
+        c.shutdown()
+
+
+def _key(e: dict) -> str:
+    return json.dumps(e, sort_keys=True)
+
+
+async def test_sharded_replay_gives_the_same_events_as_one_process(
+        cluster: Cluster, tmp_path: Path) -> None:
+    files = sorted(OXIMETRY.glob("C1*.edf"))[:2]
+    if not files:
+        pytest.skip("the shared oximetry recordings (../shared/data/oximetry-hugcdn) are absent")
+    config = scenario.edf_config(tmp_path / "one", files, copies=1)
+    await scenario.single_process(config)
+    alone = scenario.read_events(tmp_path / "one")
+    cpu, _, shards = await asyncio.to_thread(
+        scenario.sharded, scenario.edf_config(tmp_path / "many", files, copies=1))
+    many = scenario.read_events(tmp_path / "many")
+    assert shards == len(co.alive_nodes()) >= 2 and cpu > 0
+    assert len(list((tmp_path / "many").glob("events.*.jsonl"))) == shards  # one file a shard
+    assert any(e["type"] == "alert" for e in alone)
+    assert Counter(map(_key, many)) == Counter(map(_key, alone))
+
+
+async def test_a_lost_node_moves_only_its_beds_with_one_interruption_alarm(
+        cluster: Cluster, mosquitto: Mosquitto, tmp_path: Path) -> None:
+    r = await scenario.failover(cluster, mosquitto.port, tmp_path, n_beds=6, duration_s=32.0,
+                                speed=4.0, kill_after_s=3.0)
+    ring = co.HashRing((*(co.shard_name(n) for n in co.alive_nodes()), r.victim))
+    owned = {b for b, s in ring.assign(r.beds).items() if s == r.victim}
+    assert owned and set(r.moved) == owned  # exactly the lost shard's beds moved
+    assert r.victim not in r.moved.values()
+    alarms = [e for e in r.events if e.get("code") == "monitoring_interrupted"]
+    for bed in r.beds:
+        mine = [e for e in alarms if e["bed"] == bed]
+        if bed not in owned:
+            assert not mine, bed  # nothing else is affected
+            continue
+        assert [e["state"] for e in mine] == ["active", "ended"], mine
+        assert mine[1]["onset"] < mine[1]["end"] and mine[0]["kind"] == "technical"
+        assert 0 < r.resume_s[bed] < 10.0  # bounded: detection (<= dead_after_s) + resubscribe
+        rate = 77 * 4.0  # samples per wall second: 2 x 1 Hz + 3 x 25 Hz channels at speed 4
+        assert 0 <= r.lost[bed] <= (r.resume_s[bed] + 1.0) * rate  # only the gap was lost
+        assert r.lost[bed] < r.sent[bed] / 2  # the bed kept going after the move
+
+
+def test_each_shard_config_holds_only_its_beds_topics(tmp_path: Path) -> None:
+    beds = [f"b-{i}" for i in range(12)]
+    config = scenario.wearable_config(tmp_path, 1883, beds, "site-x")
+    placed = co.HashRing(("s1", "s2", "s3")).by_shard(beds)
+    seen: list[str] = []
+    for shard, mine in placed.items():
+        _, runtimes, _ = build_engine(shard_config(config, mine, shard), live=True)
+        topics = {t for r in runtimes for d in r.drivers for t in _topics(d)}
+        assert topics == {f"sleepstream/v1/site-x/{b}/data/+" for b in mine}
+        seen += mine
+    assert sorted(seen) == sorted(beds)
+
+
+def _topics(driver: object) -> list[str]:
+    prefix = getattr(driver, "_prefix", None)  # the MQTT source subscribes to prefix + "+"
+    assert isinstance(prefix, str), f"no subscription prefix on {type(driver).__name__}"
+    return [prefix + "+"]
