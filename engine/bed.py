@@ -18,12 +18,20 @@ import numpy as np
 
 from sleepstream.engine import quality, resample
 from sleepstream.engine import ring_buffer as rb
+from sleepstream.engine.alerts.condition import (
+    ConditionState,
+    acknowledge_condition,
+    end_condition,
+    new_condition,
+    raise_condition,
+    tick_condition,
+)
+from sleepstream.engine.alerts.config import RuleConfig
 from sleepstream.engine.protocols import Block, BlockProcessor, ChannelBlock, Event, SourceEvent
 from sleepstream.engine.types import (
     MODEL_RATES,
     Alert,
     AlertKind,
-    AlertState,
     ChannelSpec,
     Command,
     Frame,
@@ -79,8 +87,10 @@ class BedState:
     processors: tuple[BlockProcessor, ...] = ()
     channels: dict[str, ChannelState] = field(default_factory=dict)
     t_done: float = math.nan  # blocks are processed up to here
-    source_alarms: dict[tuple[str, tuple[str, ...]], Alert] = field(default_factory=dict)
+    source_alarms: dict[tuple[str, tuple[str, ...]], ConditionState] = field(
+        default_factory=dict)  # announced source faults, one alarm machine each
     alarm_count: int = 0
+    escalate_after_s: float = 60.0  # an unacknowledged high-priority technical alarm escalates
     rejected_frames: int = 0  # frames naming channels the source never declared
 
     def add_channels(self, specs: Sequence[ChannelSpec]) -> None:
@@ -91,7 +101,7 @@ class BedState:
             model_fs = MODEL_RATES.get(spec.modality or "")
             rs = resample.new_state(resample.design(spec.fs, model_fs)) if model_fs else None
             self.channels[spec.name] = ChannelState(
-                spec, rb.new_ring(capacity), quality.new_state(spec), rs
+                spec, rb.new_ring(capacity), quality.new_state(spec, self.bed), rs
             )
 
     # ---- input -------------------------------------------------------------------------
@@ -146,31 +156,33 @@ class BedState:
     def source_event(self, ev: SourceEvent) -> list[Event]:
         """A condition of the source itself (stream lost, clock jump) as a technical alarm."""
         key = (ev.code, ev.channels)
-        priority = SOURCE_PRIORITY.get(ev.code, Priority.MEDIUM)
         if ev.active and key not in self.source_alarms:
             self.alarm_count += 1
-            alert = Alert(
-                bed=self.bed, id=f"{self.bed}/{ev.code}/{self.alarm_count}", code=ev.code,
-                kind=AlertKind.TECHNICAL, priority=priority, state=AlertState.ACTIVE,
-                onset=ev.t, end=None, value=None, message=ev.message, channels=ev.channels,
-                emitted_at=ev.t,
-            )
-            self.source_alarms[key] = alert
-            return [alert.to_event()]
+            rule = RuleConfig(0.0, 0.0, SOURCE_PRIORITY.get(ev.code, Priority.MEDIUM))
+            cond = new_condition(self.bed, ev.code, rule, message=ev.message,
+                                 channels=ev.channels, kind=AlertKind.TECHNICAL,
+                                 escalate_after_s=self.escalate_after_s)
+            self.source_alarms[key] = cond
+            alert_id = f"{self.bed}/{ev.code}/{self.alarm_count}"
+            return [a.to_event() for a in raise_condition(cond, ev.t, alert_id=alert_id)]
         if not ev.active and key in self.source_alarms:
-            start = self.source_alarms.pop(key)
-            ended = Alert(
-                bed=self.bed, id=start.id, code=start.code, kind=start.kind,
-                priority=start.priority, state=AlertState.ENDED, onset=start.onset, end=ev.t,
-                value=None, message=ev.message, channels=start.channels, emitted_at=ev.t,
-            )
-            return [ended.to_event()]
+            cond = self.source_alarms.pop(key)
+            return [a.to_event() for a in end_condition(cond, ev.t, message=ev.message)]
         return []
 
+    def technical_conditions(self) -> list[ConditionState]:
+        """Every technical alarm machine of the bed: quality per channel, then source faults."""
+        out = [c for ch in self.channels.values() for c in ch.quality.conditions.values()]
+        return out + list(self.source_alarms.values())
+
     def command(self, cmd: Command) -> list[Event]:
-        """An operator command: "ack" goes to every processor that can acknowledge alarms."""
+        """An operator command: "ack" acknowledges the bed's technical alarms and goes to every
+        processor that can acknowledge alarms; the receipt says whether anything matched."""
         events: list[Event] = []
         if cmd.kind == "ack":
+            for cond in self.technical_conditions():
+                if cond.current is not None and cmd.alert_id in (None, cond.current.id):
+                    events.extend(a.to_event() for a in acknowledge_condition(cond, cmd.t))
             for p in self.processors:
                 acknowledge = getattr(p, "acknowledge", None)
                 if acknowledge is not None:
@@ -179,6 +191,7 @@ class BedState:
         events.append({
             "type": "status", "bed": self.bed, "t": cmd.t, "command": cmd.kind,
             "alert_id": cmd.alert_id, "by": cmd.by, "matched": matched,
+            "acknowledged": [e["id"] for e in events],
             "message": f"{cmd.kind} {cmd.alert_id or 'all'} by {cmd.by or 'unknown'}: "
                        + ("done" if matched else "no announced alarm matched"),
         })
@@ -203,8 +216,8 @@ class BedState:
             events.extend(a.to_event() for a in quality.finish(ch.quality, self.bed, t_end))
         for p in self.processors:
             events.extend(_as_event(x) for x in p.finish(t_end))
-        for ev in list(self.source_alarms.values()):
-            events.extend(self.source_event(SourceEvent(ev.code, ev.channels, t_end, False,
+        for code, channels in list(self.source_alarms):
+            events.extend(self.source_event(SourceEvent(code, channels, t_end, False,
                                                         "source ended")))
         self.t_done = t_end
         return events
@@ -239,6 +252,9 @@ class BedState:
             name for name, ch in self.channels.items() if ch.quality.active
         ) | frozenset(c for key in self.source_alarms for c in key[1])
         block = Block(self.bed, t_start, t_end, native, model, technical)
+        for cond in self.technical_conditions():
+            if cond.current is not None:
+                events.extend(a.to_event() for a in tick_condition(cond, t_end))
         for p in self.processors:
             events.extend(_as_event(x) for x in p.process(block))
         self.t_done = t_end

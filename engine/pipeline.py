@@ -23,6 +23,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sleepstream.engine.alerts.condition import new_condition, raise_condition
+from sleepstream.engine.alerts.config import RuleConfig
 from sleepstream.engine.bed import BedState
 from sleepstream.engine.clock import EngineClock
 from sleepstream.engine.protocols import (
@@ -33,7 +35,7 @@ from sleepstream.engine.protocols import (
     Sink,
     SourceEvent,
 )
-from sleepstream.engine.types import Command, Frame
+from sleepstream.engine.types import AlertKind, Command, Frame, Priority
 
 log = logging.getLogger(__name__)
 
@@ -197,13 +199,12 @@ class Engine:
             while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
                 exc = exc.exceptions[0]
             bed.failed = f"{type(exc).__name__}: {exc}"
-            await self.bus.publish({
-                "type": "alert", "bed": bed.state.bed, "id": f"{bed.state.bed}/bed_failed",
-                "code": "bed_failed", "kind": "technical", "priority": "high",
-                "state": "active", "onset": self.clock.now(), "end": None, "value": None,
-                "message": f"monitoring of this bed stopped: {bed.failed}", "channels": [],
-                "t": self.clock.now(),
-            })
+            name = bed.state.bed
+            cond = new_condition(name, "bed_failed", RuleConfig(0.0, 0.0, Priority.HIGH),
+                                 message=f"monitoring of this bed stopped: {bed.failed}",
+                                 kind=AlertKind.TECHNICAL)
+            for alert in raise_condition(cond, self.clock.now(), alert_id=f"{name}/bed_failed"):
+                await self.bus.publish(alert.to_event())
 
     async def _bed_tasks(self, bed: BedRuntime) -> None:
         queue: asyncio.Queue[BedItem] = asyncio.Queue(maxsize=self.settings.frame_queue)

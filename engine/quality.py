@@ -11,7 +11,9 @@ Per channel and per block of native-rate samples, each detector marks the sample
 - ``flatline``: runs of identical values longer than the modality's window.
 
 A technical alarm condition starts at the first bad sample of a run, is announced once it has
-lasted ``delay_s`` and ends after ``hold_s`` of good samples (hysteresis against chatter).
+lasted ``delay_s`` and ends after ``hold_s`` of good samples (hysteresis against chatter); it runs
+on the same alarm-condition state machine as every other alarm (``alerts.condition``), so it can
+be acknowledged and escalates like them.
 Everything is streaming: state carries across blocks and a chunked run gives the same mask and
 the same alarm transitions as a one-shot run.
 """
@@ -23,10 +25,16 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from sleepstream.engine.alerts.condition import (
+    ConditionState,
+    end_condition,
+    new_condition,
+    step_condition,
+)
+from sleepstream.engine.alerts.config import RuleConfig
 from sleepstream.engine.types import (
     Alert,
     AlertKind,
-    AlertState,
     BoolArray,
     ChannelSpec,
     F32Array,
@@ -72,40 +80,43 @@ CONDITIONS: dict[str, ConditionSpec] = {
 
 
 @dataclass(slots=True)
-class ConditionState:
-    """Run-length state of one alarm condition on one channel."""
-
-    run_value: bool = False
-    run_start: float = 0.0
-    active: bool = False
-    onset: float = 0.0
-    count: int = 0  # conditions announced so far (for ids)
-
-
-@dataclass(slots=True)
 class ChannelQualityState:
     spec: ChannelSpec
     flat_run: int = 0  # length of the current run of identical values
     clip_run: int = 0
     last_value: float = float("nan")
-    conditions: dict[str, ConditionState] = field(default_factory=dict)
+    conditions: dict[str, ConditionState] = field(default_factory=dict)  # the alarm machines
     specs: dict[str, ConditionSpec] = field(default_factory=dict)  # this channel's conditions
     bad_samples: dict[str, int] = field(default_factory=dict)
 
     @property
     def active(self) -> tuple[str, ...]:
-        return tuple(code for code, c in self.conditions.items() if c.active)
+        """Codes of the technical alarms announced on this channel (acknowledged ones too)."""
+        return tuple(code for code, c in self.conditions.items() if c.current is not None)
 
 
-def new_state(spec: ChannelSpec) -> ChannelQualityState:
+def new_state(spec: ChannelSpec, bed: str = "") -> ChannelQualityState:
     specs = dict(CONDITIONS)
     # flatline: the modality's window is the condition delay; the onset is dated back to the
     # start of the run of repeats
     specs["flatline"] = replace(CONDITIONS["flatline"],
                                 delay_s=FLATLINE_S.get(spec.modality or "", 0.0),
                                 lookback_s=_flat_min(spec.fs) / spec.fs)
-    return ChannelQualityState(spec, conditions={code: ConditionState() for code in specs},
-                               specs=specs)
+    state = ChannelQualityState(spec, specs=specs)
+    _bind(state, bed)
+    return state
+
+
+def _bind(state: ChannelQualityState, bed: str) -> None:
+    """One alarm-condition state machine (``alerts.condition``) per technical condition."""
+    ch = state.spec.name
+    state.conditions = {
+        code: new_condition(
+            bed, code, RuleConfig(0.0, cs.delay_s, cs.priority, hold_s=cs.hold_s),
+            message=cs.message.format(ch=ch), channels=(ch,), kind=AlertKind.TECHNICAL,
+            lookback_s=cs.lookback_s, id_prefix=f"{bed}/{ch}/{code}")
+        for code, cs in state.specs.items()
+    }
 
 
 def _run_lengths(same: BoolArray, carried: int) -> np.ndarray:
@@ -188,47 +199,6 @@ def _flat_min(fs: float) -> int:
     return max(2, round(0.1 * fs))
 
 
-_EPS = 1e-7  # seconds: times are sums of t0 + i / fs, so compare durations with a tolerance
-
-
-@dataclass(frozen=True, slots=True)
-class Transition:
-    state: AlertState
-    onset: float
-    t_event: float  # the onset, or the end for ENDED
-    t_announce: float
-    number: int  # which occurrence of the condition on this channel
-
-
-def _transitions(
-    cond: ConditionState, spec: ConditionSpec, bad: BoolArray, t0: float, fs: float
-) -> list[Transition]:
-    """The transitions of one condition over a block, in time order."""
-    out: list[Transition] = []
-    n = bad.shape[0]
-    if n == 0:
-        return out
-    edges = np.flatnonzero(bad[1:] != bad[:-1]) + 1
-    starts = np.concatenate([[0], edges])
-    ends = np.concatenate([edges, [n]])
-    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-        value = bool(bad[a])
-        if value != cond.run_value:
-            cond.run_value = value
-            cond.run_start = t0 + a / fs - (spec.lookback_s if value else 0.0)
-        t_end = t0 + b / fs
-        if value and not cond.active and t_end - cond.run_start >= spec.delay_s - _EPS:
-            cond.active, cond.onset = True, cond.run_start
-            cond.count += 1
-            out.append(Transition(AlertState.ACTIVE, cond.onset, cond.onset,
-                                  cond.onset + spec.delay_s, cond.count))
-        elif not value and cond.active and t_end - cond.run_start >= spec.hold_s - _EPS:
-            cond.active = False
-            out.append(Transition(AlertState.ENDED, cond.onset, cond.run_start,
-                                  cond.run_start + spec.hold_s, cond.count))
-    return out
-
-
 @dataclass(frozen=True, slots=True)
 class QualityResult:
     valid: BoolArray  # (n,) the quality mask
@@ -239,12 +209,16 @@ class QualityResult:
 def step(
     state: ChannelQualityState, bed: str, t0: float, data: F32Array, valid: BoolArray
 ) -> QualityResult:
-    """Run all detectors on one block whose row 0 lies at engine time ``t0``."""
+    """Run all detectors on one block whose row 0 lies at engine time ``t0``. A channel without
+    a modality (a device's sample counter) marks its bad samples but never raises an alarm."""
     spec = state.spec
+    if state.conditions and next(iter(state.conditions.values())).bed != bed:
+        _bind(state, bed)
     bad_masks = masks(state, data, valid)
     ok = np.ones_like(valid)
     alerts: list[Alert] = []
     counts: dict[str, int] = {}
+    t = t0 + np.arange(valid.shape[0], dtype=np.float64) / spec.fs
     for code, (condition, bad) in bad_masks.items():
         n_bad = int(bad.sum())
         if n_bad:
@@ -252,39 +226,18 @@ def step(
             counts[code] = n_bad
             state.bad_samples[code] = state.bad_samples.get(code, 0) + n_bad
         cond = state.conditions[code]
-        if not cond.active and not cond.run_value and not condition.any():
+        if spec.modality is None or (
+                cond.current is None and cond.run_start is None and not condition.any()):
             continue
-        for tr in _transitions(cond, state.specs[code], condition, t0, spec.fs):
-            alerts.append(_alert(state, bed, code, tr))
+        alerts += step_condition(cond, t, condition.astype(np.int8), np.zeros(t.size),
+                                 dt=1.0 / spec.fs, t_emit=None)
+    alerts.sort(key=lambda a: a.emitted_at)
     return QualityResult(ok, tuple(alerts), counts)
 
 
-def _alert(state: ChannelQualityState, bed: str, code: str, tr: Transition) -> Alert:
-    spec = state.specs[code]
-    ch = state.spec.name
-    return Alert(
-        bed=bed,
-        id=f"{bed}/{ch}/{code}/{tr.number}",
-        code=code,
-        kind=AlertKind.TECHNICAL,
-        priority=spec.priority,
-        state=tr.state,
-        onset=tr.onset,
-        end=tr.t_event if tr.state is AlertState.ENDED else None,
-        value=None,
-        message=spec.message.format(ch=ch),
-        channels=(ch,),
-        delay_s=spec.delay_s,
-        emitted_at=tr.t_announce,
-    )
-
-
 def finish(state: ChannelQualityState, bed: str, t_end: float) -> tuple[Alert, ...]:
-    """End every active condition when the stream ends (the recording is over)."""
-    out = []
-    for code, cond in state.conditions.items():
-        if cond.active:
-            cond.active = False
-            tr = Transition(AlertState.ENDED, cond.onset, t_end, t_end, cond.count)
-            out.append(_alert(state, bed, code, tr))
+    """End every announced condition when the stream ends (the recording is over)."""
+    out: list[Alert] = []
+    for cond in state.conditions.values():
+        out += end_condition(cond, t_end)
     return tuple(out)

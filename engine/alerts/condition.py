@@ -45,7 +45,9 @@ class ConditionState:
     worst: Literal["min", "max"]
     escalate_after_s: float
     lookback_s: float = 0.0
+    id_prefix: str = ""  # alarm ids are f"{id_prefix}/{count}" (default f"{bed}/{code}")
     run_start: float | None = None
+    off_start: float | None = None  # start of the unmet run an announced condition holds over
     run_value: float | None = None
     current: Alert | None = None  # last announced transition while the condition is announced
     acknowledged: bool = False
@@ -66,10 +68,12 @@ def new_condition(
     kind: AlertKind = AlertKind.PHYSIOLOGICAL,
     escalate_after_s: float = 60.0,
     lookback_s: float = 0.0,
+    id_prefix: str = "",
 ) -> ConditionState:
     return ConditionState(
         bed=bed, code=code, kind=kind, rule=rule, channels=channels, message=message,
         worst=worst, escalate_after_s=escalate_after_s, lookback_s=lookback_s,
+        id_prefix=id_prefix or f"{bed}/{code}",
     )
 
 
@@ -105,18 +109,50 @@ def _end(state: ConditionState, t: float, t_emit: float, out: list[Alert], **ext
                          extra={**cur.extra, **extra}), out)
 
 
-def _announce(state: ConditionState, criterion_t: float, t_emit: float, out: list[Alert]) -> None:
+def _announce(state: ConditionState, criterion_t: float, t_emit: float, out: list[Alert],
+              alert_id: str | None = None) -> None:
     assert state.run_start is not None
     state.count += 1
     state.acknowledged = state.escalated = state.latched = False
+    state.off_start = None
     _emit(state, Alert(
-        bed=state.bed, id=f"{state.bed}/{state.code}/{state.count}", code=state.code,
+        bed=state.bed, id=alert_id or f"{state.id_prefix}/{state.count}", code=state.code,
         kind=state.kind, priority=state.rule.priority, state=AlertState.ACTIVE,
         onset=state.run_start - state.lookback_s, end=None, value=state.run_value,
         message=state.message, channels=state.channels, delay_s=state.rule.delay_s,
         latching=state.rule.latching, emitted_at=t_emit,
         extra={"criterion_t": criterion_t, "announced_at": t_emit, **state.extra},
     ), out)
+
+
+def raise_condition(state: ConditionState, t: float, *, alert_id: str | None = None,
+                    message: str | None = None) -> list[Alert]:
+    """Announce the condition now (a source fault, a failed bed: no criterion to wait for);
+    nothing when it is already announced."""
+    if state.current is not None:
+        return []
+    if message is not None:
+        state.message = message
+    out: list[Alert] = []
+    state.run_start = t + state.lookback_s
+    _announce(state, t, t, out, alert_id)
+    state.run_start = None
+    return out
+
+
+def end_condition(state: ConditionState, t: float, *, message: str | None = None
+                  ) -> list[Alert]:
+    """End an announced condition at ``t`` (its source said so, or the stream ended), latched
+    or not."""
+    cur = state.current
+    state.run_start = state.run_value = state.off_start = None
+    state.latched = False
+    if cur is None:
+        return []
+    out: list[Alert] = []
+    _emit(state, replace(cur, state=AlertState.ENDED, end=t, emitted_at=t,
+                         message=cur.message if message is None else message), out)
+    return out
 
 
 def step_condition(
@@ -126,19 +162,22 @@ def step_condition(
     values: FloatArray,
     *,
     dt: float,
-    t_emit: float,
+    t_emit: float | None,
 ) -> list[Alert]:
     """Feed criterion samples at times ``t`` (each covering ``[t, t + dt)``); alerts emitted at
-    engine time ``t_emit``."""
+    engine time ``t_emit``, or (None) at the data time the transition happened: announced when
+    the delay is met, ended ``hold_s`` after the criterion stopped."""
     out: list[Alert] = []
     if not state.rule.enabled or t.size == 0:
         return out
+    hold = state.rule.hold_s
     cut = np.flatnonzero(np.diff(met)) + 1
     starts = np.concatenate([[0], cut])
     stops = np.concatenate([cut, [met.size]])
     for a, b in zip(starts.tolist(), stops.tolist(), strict=True):
         v = int(met[a])
         if v == 1:
+            state.off_start = None
             if state.run_start is None:
                 state.run_start = float(t[a])
             split = a
@@ -148,17 +187,27 @@ def step_condition(
                 if hit.size:
                     split = a + int(hit[0]) + 1
                     _worse(state, values[a:split])  # the value announced: worst so far
+                    crit_t = float(t[split - 1] + dt)
+                    at = crit_t if t_emit is None else t_emit
                     if state.current is not None:  # a new episode while the old one is latched
                         state.latched = False
                         _emit(state, replace(state.current, state=AlertState.ENDED,
-                                             emitted_at=t_emit), out)
-                    _announce(state, float(t[split - 1] + dt), t_emit, out)
+                                             emitted_at=at), out)
+                    _announce(state, crit_t, at, out)
             _worse(state, values[split:b])
+        elif v == 0 and hold > 0 and state.current is not None and not state.latched:
+            if state.off_start is None:
+                state.off_start = float(t[a])
+            if float(t[b - 1]) + dt - state.off_start >= hold - 1e-9:
+                off = state.off_start
+                _end(state, off, off + hold if t_emit is None else t_emit, out)
+                state.off_start = None
         elif v == 0:
-            _end(state, float(t[a]), t_emit, out)
+            _end(state, float(t[a]), float(t[a]) if t_emit is None else t_emit, out)
         else:
             if state.current is not None and not state.latched and not state.rule.latching:
-                _end(state, float(t[a]), t_emit, out, ended_by="suppressed")
+                _end(state, float(t[a]), float(t[a]) if t_emit is None else t_emit, out,
+                     ended_by="suppressed")
             state.run_start, state.run_value = None, None
     return out
 

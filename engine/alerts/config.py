@@ -45,6 +45,8 @@ class RuleConfig:
     priority: Priority
     latching: bool = False
     enabled: bool = True
+    satseconds: float = 0.0  # SpO2: also announce once the area below the limit (% s) reaches it
+    hold_s: float = 0.0  # the criterion must stay unmet this long before the condition ends
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +55,10 @@ class AlertConfig:
 
     desat3: RuleConfig = RuleConfig(3.0, 3.0, Priority.LOW)
     desat4: RuleConfig = RuleConfig(4.0, 3.0, Priority.LOW)
-    hypoxemia90: RuleConfig = RuleConfig(90.0, 30.0, Priority.MEDIUM)
-    hypoxemia88: RuleConfig = RuleConfig(88.0, 30.0, Priority.HIGH, latching=True)
+    hypoxemia90: RuleConfig = RuleConfig(90.0, 30.0, Priority.MEDIUM, satseconds=100.0,
+                                         hold_s=60.0)
+    hypoxemia88: RuleConfig = RuleConfig(88.0, 30.0, Priority.HIGH, latching=True,
+                                         satseconds=100.0, hold_s=60.0)
     bradycardia: RuleConfig = RuleConfig(40.0, 10.0, Priority.HIGH, latching=True)
     tachycardia: RuleConfig = RuleConfig(130.0, 10.0, Priority.MEDIUM)
     asystole: RuleConfig = RuleConfig(4.0, 0.0, Priority.HIGH, latching=True)
@@ -77,7 +81,7 @@ class AlertConfig:
 
 DEFAULT = AlertConfig()
 _RULE_KEYS = {"threshold": float, "delay_s": float, "priority": str, "latching": bool,
-              "enabled": bool}
+              "enabled": bool, "satseconds": float, "hold_s": float}
 _SCALAR_KEYS = ("escalate_after_s", "baseline_s", "hypopnea_desat_window_s", "index_every_s")
 
 
@@ -100,8 +104,8 @@ def _parse_rule(
         elif kind is float:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 problems.append((f"{where}.{key}", "must be a number"))
-            elif key == "delay_s" and value < 0:
-                problems.append((f"{where}.{key}", "must be >= 0 seconds"))
+            elif key in ("delay_s", "satseconds", "hold_s") and value < 0:
+                problems.append((f"{where}.{key}", "must be >= 0"))
             else:
                 changes[key] = float(value)
         else:

@@ -7,7 +7,9 @@ channel, gives apnea/hypopnea. A channel in ``block.technical`` or with ``valid`
 every detector that depends on it abstains (criterion unknown) and the technical alarm raised by
 the quality stage is what shows.
 
-Besides ``Alert`` transitions it returns plain events: ``{"type": "apnea_minute", ...}`` when a
+Alarms (``Alert`` transitions): hypoxemia90/88, bradycardia, tachycardia, asystole, AF. Scored
+desaturations, apneas, hypopneas and AF episodes are ``{"type": "event", ...}`` (``events``),
+emitted when complete. Besides them it returns ``{"type": "apnea_minute", ...}`` when a
 minute is scored (``60 (m + 1) + DELAY_S`` s after the clock's 0) and ``{"type": "index", ...}``
 with the running ODI-3/ODI-4, AHI and apnea-minute index every ``index_every_s`` seconds.
 Operator actions come in through ``acknowledge``; ``tick`` escalates unacknowledged high-priority
@@ -29,6 +31,7 @@ from sleepstream.engine.alerts.condition import (
     tick_condition,
 )
 from sleepstream.engine.alerts.config import DEFAULT, AlertConfig
+from sleepstream.engine.alerts.events import scored_all
 from sleepstream.engine.alerts.series import per_second, usable
 from sleepstream.engine.protocols import Block, ChannelBlock
 from sleepstream.engine.types import Alert, StageEstimate
@@ -74,11 +77,10 @@ class AlertEngine:
         if "spo2" in by_mod:
             if self.spo2 is None:
                 self.spo2 = spo2.new_state(self.bed, self.config, by_mod["spo2"][0].name)
-            alerts = spo2.step(self.spo2, t, s, block.t_end)
-            desat_onsets = [a.onset for a in alerts
-                            if a.code == "desat3" and a.extra.get("announced_at") == a.emitted_at
-                            and a.end is None]
-            out += alerts
+            alarms, desats = spo2.step(self.spo2, t, s, block.t_end)
+            desat_onsets = self.spo2.desat_onsets
+            out += alarms
+            out += scored_all(desats)
         for cb in by_mod.get("ecg", []) + by_mod.get("ppg", []):
             track = self.heart.tracks.setdefault(cb.name, heart.new_track(str(cb.modality)))
             heart.feed_beats(track, cb.fs, cb.t0, cb.data.astype(np.float64),
@@ -87,13 +89,14 @@ class AlertEngine:
         h = am.clean_hr(per_second(hr_cbs[0] if hr_cbs else None, tech, block.t_start, n))
         alerts, hr_used = heart.step(self.heart, t, h, tuple(c.name for c in hr_cbs), block.t_end)
         out += alerts
+        out += scored_all([a for a in alerts if a.code == "af"])  # an AF episode is also scored
         flow = _airflow(by_mod.get("resp", []))
         if flow is not None:
             if self.resp is None:
                 self.resp = respiration.new_state(self.bed, self.config, flow.name)
             amp = respiration.amplitude(self.resp, flow.fs, flow.data.astype(np.float64),
                                         usable(flow, tech), n)
-            out += respiration.step(self.resp, t, amp, desat_onsets, block.t_end)
+            out += scored_all(respiration.step(self.resp, t, amp, desat_onsets, block.t_end))
         out += self._minutes(block.t_start, s, h if hr_cbs else hr_used, block.t_end)
         out += self.tick(block.t_end)
         if block.t_end >= self.next_index:
@@ -107,11 +110,10 @@ class AlertEngine:
     # ---- operator actions and the alarm-system clock -----------------------------------------
 
     def conditions(self) -> list[ConditionState]:
+        """The alarm conditions (scored events are never announced, so never acknowledged)."""
         out = [self.heart.brady, self.heart.tachy, self.heart.asystole, self.heart.af]
         if self.spo2 is not None:
-            out += [self.spo2.desat3, self.spo2.desat4, self.spo2.hyp90, self.spo2.hyp88]
-        if self.resp is not None:
-            out.append(self.resp.apnea)
+            out += [self.spo2.hyp90.cond, self.spo2.hyp88.cond]
         return out
 
     def acknowledge(self, alert_id: str | None, t: float) -> list[Alert]:

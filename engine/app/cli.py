@@ -28,6 +28,8 @@ COMMANDS: tuple[tuple[str | None, str, str, str], ...] = (
     ("bench", "alerts", "bench_alerts", "alert latency on engine time (p50/p99)"),
     ("evaluate", "alerts", "evaluate_alerts",
      "apnea detection, AHI/ODI and alert latency on scored nights"),
+    ("evaluate", "alarms", "evaluate_alarms",
+     "alarm burden per bed-hour, sustained hypoxemia alarmed"),
     ("simulate", "synthetic", "simulate_synthetic", "a synthetic night with truth"),
     ("simulate", "replay", "simulate_replay", "a recorded night as a live device"),
     ("simulate", "wearable", "simulate_wearable", "SpO2 + HR + accelerometer over MQTT"),

@@ -79,7 +79,10 @@ def announcements(events: Sequence[dict[str, Any]], code: str) -> list[dict[str,
     seen: set[str] = set()
     out = []
     for e in events:
-        if (e["type"] == "alert" and e["code"] == code and e["state"] == "active"
+        if e["type"] == "event" and e["code"] == code and e["id"] not in seen:
+            seen.add(e["id"])  # a scored event: when the detector saw it
+            out.append({**e, "t": e["detected_at"]})
+        elif (e["type"] == "alert" and e["code"] == code and e["state"] == "active"
                 and e["end"] is None and e["id"] not in seen):
             seen.add(e["id"])
             out.append(e)
@@ -154,7 +157,10 @@ def _ongoing(events: Sequence[dict[str, Any]], code: str) -> list[tuple[float, f
     start: dict[str, float] = {}
     stop: dict[str, float] = {}
     for e in events:
-        if e["type"] == "alert" and e["code"] == code:
+        if e["type"] == "event" and e["code"] == code:
+            start.setdefault(e["id"], float(e["detected_at"]))
+            stop.setdefault(e["id"], float(e["end"]))
+        elif e["type"] == "alert" and e["code"] == code:
             start.setdefault(e["id"], float(e["t"]))
             if e["end"] is not None:
                 stop.setdefault(e["id"], float(e["t"]))

@@ -32,6 +32,7 @@ import numpy as np
 
 from sleepstream.drivers.edf import read_recording
 from sleepstream.engine.alerts import apnea_minutes as am
+from sleepstream.engine.alerts.config import RuleConfig
 from sleepstream.engine.alerts.engine import AlertEngine
 from sleepstream.engine.errors import RecordingError
 from sleepstream.engine.report import print_figures
@@ -126,8 +127,8 @@ def _odi3_minutes(spo2: FloatArray, n: int) -> tuple[FloatArray, float]:
 
     st = sp.new_state("eval", DEFAULT)
     t = np.arange(spo2.size, dtype=np.float64)
-    alerts = sp.step(st, t, spo2, float(spo2.size))
-    onsets = [a.onset for a in alerts if a.code == "desat3" and a.end is None]
+    _, desats = sp.step(st, t, spo2, float(spo2.size))
+    onsets = [a.onset for a in desats if a.code == "desat3" and a.end is None]
     # a desaturation counts for the minutes whose span, widened by 30 s each side, holds its
     # onset (desaturations lag the airway event by up to ~30 s)
     on = np.asarray(onsets, dtype=np.float64)
@@ -231,16 +232,37 @@ def _reference_times(spo2: FloatArray, t_stop: float) -> dict[str, list[float]]:
     crits = {
         "desat3": (base - spo2 >= DEFAULT.desat3.threshold, DEFAULT.desat3.delay_s),
         "desat4": (base - spo2 >= DEFAULT.desat4.threshold, DEFAULT.desat4.delay_s),
-        "hypoxemia90": (spo2 < DEFAULT.hypoxemia90.threshold, DEFAULT.hypoxemia90.delay_s),
-        "hypoxemia88": (spo2 < DEFAULT.hypoxemia88.threshold, DEFAULT.hypoxemia88.delay_s),
     }
-    out: dict[str, list[float]] = {}
+    out: dict[str, list[float]] = {
+        "hypoxemia90": integrated_times(spo2, DEFAULT.hypoxemia90, t_stop),
+        "hypoxemia88": integrated_times(spo2, DEFAULT.hypoxemia88, t_stop),
+    }
     for code, (met, delay) in crits.items():
         m = np.concatenate([[False], np.nan_to_num(met).astype(bool), [False]])
         d = np.diff(m.astype(np.int8))
         starts, stops = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
         long = (stops - starts) >= delay
         out[code] = [float(s + delay) for s in starts[long] if s + delay <= t_stop]
+    return out
+
+
+def integrated_times(spo2: FloatArray, rule: RuleConfig, t_stop: float) -> list[float]:
+    """Whole-night reference of an integrating SpO2 alarm: per episode (valid readings below the
+    limit; invalid seconds skipped), the end of the second at which it has ``delay_s`` valid
+    seconds below the limit or ``satseconds`` of area, whichever comes first."""
+    idx = np.flatnonzero(~np.isnan(spo2))
+    x = spo2[idx]
+    below = x < rule.threshold
+    m = np.concatenate([[False], below, [False]])
+    d = np.diff(m.astype(np.int8))
+    out: list[float] = []
+    for a, b in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1), strict=True):
+        count = np.arange(1, b - a + 1)
+        area = np.cumsum(rule.threshold - x[a:b])
+        hit = (count >= rule.delay_s) | ((area >= rule.satseconds) if rule.satseconds else False)
+        k = np.flatnonzero(hit)
+        if k.size and idx[a + k[0]] + 1 <= t_stop:
+            out.append(float(idx[a + k[0]] + 1))
     return out
 
 
@@ -256,14 +278,17 @@ def latency(folder: Path, nights: int) -> dict[str, Any]:
         tracks = [replay.Track(s.label, s.spec.modality, s.spec.fs, s.data, s.valid)
                   for s in rec.signals]
         engine = AlertEngine(path.stem)
-        alerts: list[Alert] = []
+        found: list[tuple[str, float]] = []  # (code, when the detector announced or saw it)
         for block in replay.blocks(path.stem, tracks):
-            alerts += [a for a in engine.process(block)
-                       if isinstance(a, Alert) and a.state == AlertState.ACTIVE and a.end is None]
+            for a in engine.process(block):
+                if isinstance(a, Alert) and a.state == AlertState.ACTIVE and a.end is None:
+                    found.append((a.code, a.emitted_at))
+                elif isinstance(a, dict) and a.get("type") == "event":
+                    found.append((str(a["code"]), float(a["detected_at"])))
         s = next(s for s in rec.signals if s.spec.modality == "spo2")
         ref = _reference_times(am.clean_spo2(s.data, s.valid), float(len(s.data)))
         for code, times in ref.items():
-            emitted = np.asarray(sorted(a.emitted_at for a in alerts if a.code == code))
+            emitted = np.asarray(sorted(t for c, t in found if c == code))
             for c in times:
                 k = np.searchsorted(emitted, c - 1e-9)
                 if k < emitted.size and emitted[k] - c < 60:

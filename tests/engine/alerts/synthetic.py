@@ -39,7 +39,7 @@ def intervals(events: Sequence[dict[str, Any]], code: str) -> list[tuple[float, 
     first: dict[str, dict[str, Any]] = {}
     end: dict[str, float] = {}
     for e in events:
-        if e["type"] != "alert" or e["code"] != code:
+        if e["type"] not in ("alert", "event") or e["code"] != code:
             continue
         first.setdefault(e["id"], e)
         if e["end"] is not None:

@@ -21,10 +21,13 @@ FAULT = (3000.0, 3600.0)
 
 
 def _announced(events, channel, lo, hi):
-    """Physiological alarms that rely on ``channel`` announced (or re-announced) in [lo, hi]."""
+    """Physiological alarms that rely on ``channel`` announced (or re-announced) in [lo, hi],
+    and scored events the detectors saw there."""
     return [e for e in events if e["type"] == "alert" and e["kind"] == "physiological"
             and channel in e["channels"] and e["state"] != "ended" and e["end"] is None
-            and lo <= e["t"] <= hi]
+            and lo <= e["t"] <= hi] + [
+        e for e in events if e["type"] == "event" and channel in e["channels"]
+        and lo <= e["detected_at"] <= hi]
 
 
 def _technical(events, code, channel):
