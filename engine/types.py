@@ -102,6 +102,7 @@ class StageEstimate:
     modalities: tuple[str, ...]
     missing: tuple[str, ...] = ()
     revision: bool = False
+    classes: tuple[str, ...] = STAGES  # the classes this estimate resolves (validity table)
 
     def to_event(self) -> dict[str, Any]:
         return {
@@ -115,6 +116,7 @@ class StageEstimate:
             "modalities": list(self.modalities),
             "missing": list(self.missing),
             "revision": self.revision,
+            "classes": list(self.classes),
         }
 
 

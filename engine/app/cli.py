@@ -39,6 +39,8 @@ COMMANDS: tuple[tuple[str | None, str, str, str], ...] = (
     ("train", "stage", "train_stage", "stage head; writes model and ONNX runtime"),
     ("evaluate", "staging", "evaluate_staging", "causal staging, modality subsets"),
     ("evaluate", "tokenizer", "evaluate_tokenizer", "tokenizer quality, usage"),
+    ("evaluate", "spectral", "evaluate_spectral",
+     "EEG spectral stage model, record-wise folds on real nights"),
     ("export", "onnx", "export", "streaming step as ONNX (+ Triton repository)"),
     ("export", "tensorrt", "export", "TensorRT engine from the serving ONNX"),
     ("bench", "kv", "bench_kv", "ring-cache step vs recomputing the window"),

@@ -40,6 +40,18 @@ from sleepstream.engine.inference.model_files import (
     session,
 )
 from sleepstream.engine.inference.scheduler import StepResult, StepScheduler
+from sleepstream.engine.inference.spectral_model import (
+    CLASS_SETS,
+    COLLAPSE,
+    SpectralModel,
+    load_spectral_model,
+)
+from sleepstream.engine.inference.spectral_staging import (
+    SpectralStagingState,
+    epoch_probs,
+    new_spectral_state,
+)
+from sleepstream.engine.inference.spectral_staging import write as write_eeg
 from sleepstream.engine.inference.tokenizer_runtime import (
     TokenizerRuntime,
     TokenizerState,
@@ -93,6 +105,7 @@ class StagingProcessor:
         slot: int = 0,
         tokenizers: TokenizerRuntime | None = None,
         shared: SharedStaging | None = None,
+        spectral: SpectralModel | None = None,
     ) -> None:
         self.bed = bed
         self.shared = shared  # live: steps go through the shared scheduler
@@ -115,6 +128,10 @@ class StagingProcessor:
         self._presence_sum = np.zeros(len(mods), np.float64)
         self._steps = 0
         self.steps_total = 0
+        self.spectral = spectral if spectral is not None else _spectral_of(self.files.root)
+        self._eeg: SpectralStagingState | None = (
+            new_spectral_state(self.spectral) if self.spectral is not None else None
+        )
 
     def bind(self, deliver: Callable[[Event], None]) -> None:
         """Live: stage events computed by the shared scheduler go to ``deliver`` (the bed)."""
@@ -139,6 +156,10 @@ class StagingProcessor:
     def process(self, block: Block) -> Sequence[Alert | StageEstimate | Event]:
         ready = math.floor(block.t_end)
         firsts: dict[str, bool] = {}
+        if self._eeg is not None:  # the EEG spectral path reads every EEG channel, native rate
+            for ch in block.native.values():
+                if ch.modality == "eeg":
+                    write_eeg(self._eeg, ch)
         for ch in block.model.values():
             m = ch.modality
             if m is None or m not in self._rings or firsts.get(m):
@@ -234,6 +255,8 @@ class StagingProcessor:
         coverage = float(share[self._seen].mean()) if expected else 0.0
         coverage *= self._steps / self.epoch_s
         best = int(p.argmax())
+        if self._eeg is not None:
+            return self._claim(epoch_start, p, used, missing, coverage)
         return StageEstimate(
             bed=self.bed,
             epoch_start=float(epoch_start),
@@ -244,6 +267,44 @@ class StagingProcessor:
             modalities=used,
             missing=missing,
         )
+
+
+    def _claim(
+        self, epoch_start: int, p: np.ndarray, used: tuple[str, ...], missing: tuple[str, ...],
+        coverage: float,
+    ) -> StageEstimate:
+        """A model with a validity table: the EEG spectral path where the bed has valid EEG,
+        else the token path; either claims only the class set its table shows on real data."""
+        assert self._eeg is not None and self.spectral is not None
+        eeg_p, _channels, subset = epoch_probs(self._eeg, float(epoch_start))
+        if eeg_p is not None:
+            p, used, coverage = eeg_p, ("eeg", *(m for m in used if m != "eeg")), 1.0
+            missing = tuple(m for m in missing if m != "eeg")
+        else:
+            subset = "tokens"
+        kind = self.spectral.classes_for(subset) if used else "none"
+        probs = {s: float(x) for s, x in zip(STAGES, p, strict=True)}
+        if kind == "none":  # nothing shown on real data for this subset: abstain
+            return StageEstimate(self.bed, float(epoch_start), float(self.epoch_s), None, probs,
+                                 0.0, used, missing, classes=())
+        q = np.zeros(len(CLASS_SETS[kind]))
+        np.add.at(q, np.asarray(COLLAPSE[kind]), p)
+        best = int(q.argmax())
+        return StageEstimate(
+            bed=self.bed, epoch_start=float(epoch_start), epoch_s=float(self.epoch_s),
+            stage=CLASS_SETS[kind][best], probs=probs, confidence=float(q[best]) * coverage,
+            modalities=used, missing=missing, classes=CLASS_SETS[kind],
+        )
+
+
+def _spectral_of(root: Path) -> SpectralModel | None:
+    """The model directory's EEG spectral model, or None where it has none (``sleepstream-v1``)."""
+    try:
+        return load_spectral_model(root)
+    except ModelFilesError as exc:
+        if (root / "spectral.json").is_file():
+            log.warning("EEG spectral path off: %s", exc)
+        return None
 
 
 class SharedStaging:
@@ -280,6 +341,7 @@ def processor_factory(
     except ModelFilesError as exc:
         return None, f"running without sleep stages: {exc}"
     tokenizers = TokenizerRuntime(files)
+    spectral = _spectral_of(root)
     step_session = session(files.step_file)
     runtime, note = "onnxruntime", ""
     if backend != "onnx":
@@ -295,13 +357,16 @@ def processor_factory(
         if runtime != "onnxruntime" or serving:  # the serving graph writes the ring in place
             kind = "onnx" if runtime == "onnxruntime" else runtime
             return StagingProcessor(
-                bed, files=files, backend=make_backend(kind, files, 1), tokenizers=tokenizers
+                bed, files=files, backend=make_backend(kind, files, 1), tokenizers=tokenizers,
+                spectral=spectral,
             )
         step = OnnxStepBackend(files, capacity=1, step_session=step_session)
-        return StagingProcessor(bed, files=files, backend=step, tokenizers=tokenizers)
+        return StagingProcessor(bed, files=files, backend=step, tokenizers=tokenizers,
+                                spectral=spectral)
 
     sha = files.manifest.get("checkpoint_sha256", "")[:12]
-    return factory, f"staging with {root.name} (sha256 {sha}) on {runtime}{note}"
+    eeg = "; EEG spectral path on" if spectral is not None else ""
+    return factory, f"staging with {root.name} (sha256 {sha}) on {runtime}{note}{eeg}"
 
 
 def live_processor_factory(
@@ -313,7 +378,8 @@ def live_processor_factory(
     factory, text = processor_factory(checkpoint, backend)
     if factory is None:
         return None, text, None
-    files = factory("probe").files
+    probe = factory("probe")
+    files, spectral = probe.files, probe.spectral
     runtime = backend
     try:
         spare = 2 * max(1, round(1.0 / max_wait_s))  # room for uneven phase buckets
@@ -327,6 +393,6 @@ def live_processor_factory(
 
     def live(bed: str) -> StagingProcessor:
         return StagingProcessor(bed, files=files, backend=step, tokenizers=tokenizers,
-                                shared=shared)
+                                shared=shared, spectral=spectral)
 
     return live, f"{text}; live: one {runtime} backend and scheduler shared by all beds", shared

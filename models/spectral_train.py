@@ -1,0 +1,158 @@
+"""Training, record-wise cross-validation and calibration of the EEG spectral stage model.
+
+scikit-learn fits each head (multinomial logistic regression on the causal features of
+``spectral_features``; every derivation of every night is one training stream, so the model is
+shared across montages); the fitted weights become a numpy ``MlpHead``, which is what the
+engine runs. ``cross_validate`` holds out whole subjects (both nights of a Sleep-EDF subject fall
+in the same fold), refits the prior, the standardisation and the model on the other folds, and
+returns the held-out logits of each derivation; ``fit_temperature`` calibrates on those.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+
+from sleepstream.engine.inference.spectral_features import (
+    PRIOR_EPOCHS,
+    NormPrior,
+    base_vectors,
+    feature_names,
+    night_features,
+)
+from sleepstream.engine.inference.spectral_model import (
+    HEADS,
+    SPECTRAL_MANIFEST,
+    SPECTRAL_VERSION,
+    SPECTRAL_WEIGHTS,
+    MlpHead,
+    head_arrays,
+    head_columns,
+)
+from sleepstream.engine.types import FloatArray
+from sleepstream.models.spectral_data import DERIVATIONS, Night
+
+REFERENCE_FS = 100.0
+
+
+def bases(night: Night) -> dict[str, FloatArray]:
+    return {d: base_vectors(night.summaries[d], REFERENCE_FS) for d in DERIVATIONS}
+
+
+def fit_prior(nights: Iterable[Night]) -> NormPrior:
+    b = np.concatenate([v for n in nights for v in bases(n).values()])
+    return NormPrior(np.nanmean(b, axis=0), np.nanstd(b, axis=0), PRIOR_EPOCHS)
+
+
+def features(night: Night, prior: NormPrior, head: str) -> dict[str, FloatArray]:
+    """Per derivation, the (n, F) model input; the ``no_gamma`` head sees gamma as missing."""
+    out = {}
+    for d, b in bases(night).items():
+        if head == "no_gamma":
+            b = b.copy()
+            b[:, 4] = np.nan
+        out[d] = night_features(b, prior)
+    return out
+
+
+def fit_head(x: FloatArray, y: np.ndarray, head: str, c: float = 0.5) -> MlpHead:
+    from sklearn.linear_model import LogisticRegression
+
+    cols = head_columns(head)
+    xs = x[:, cols]
+    mean, scale = xs.mean(axis=0), xs.std(axis=0) + 1e-9
+    lr = LogisticRegression(C=c, max_iter=150, tol=1e-4)
+    lr.fit((xs - mean) / scale, y)
+    return MlpHead(cols, mean, scale, (lr.coef_.T.copy(),), (lr.intercept_.copy(),), 1.0)
+
+
+def train(nights: list[Night], head: str) -> tuple[NormPrior, MlpHead]:
+    prior = fit_prior(nights)
+    feats = [features(n, prior, head) for n in nights]
+    x = np.concatenate([f[d] for f in feats for d in DERIVATIONS])
+    y = np.concatenate([n.stages for n in nights for _ in DERIVATIONS])
+    return prior, fit_head(x, y, head)
+
+
+@dataclass(frozen=True, slots=True)
+class HeldOut:
+    """Out-of-fold results: per night and derivation the held-out logits, and the labels."""
+
+    logits: dict[str, list[dict[str, FloatArray]]]  # head -> per night {derivation: (n, 5)}
+    labels: list[np.ndarray]
+    folds: list[int]
+
+
+def subject_folds(nights: list[Night], k: int) -> list[int]:
+    subjects = sorted({n.subject for n in nights})
+    fold = {s: i % k for i, s in enumerate(subjects)}
+    return [fold[n.subject] for n in nights]
+
+
+def cross_validate(nights: list[Night], k: int, heads: tuple[str, ...] = HEADS) -> HeldOut:
+    folds = subject_folds(nights, k)
+    logits: dict[str, list[dict[str, FloatArray]]] = {h: [{} for _ in nights] for h in heads}
+    for f in range(k):
+        train_n = [n for n, g in zip(nights, folds, strict=True) if g != f]
+        for h in heads:
+            prior, model = train(train_n, h)
+            for i, (n, g) in enumerate(zip(nights, folds, strict=True)):
+                if g == f:
+                    logits[h][i] = {d: model.logits(x) for d, x in features(n, prior, h).items()}
+    return HeldOut(logits, [n.stages for n in nights], folds)
+
+
+def softmax(z: FloatArray) -> FloatArray:
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return np.asarray(e / e.sum(axis=-1, keepdims=True), np.float64)
+
+
+def fit_temperature(logits: FloatArray, y: np.ndarray) -> float:
+    def nll(t: float) -> float:
+        p = softmax(logits / t)
+        return float(-np.log(p[np.arange(len(y)), y] + 1e-12).mean())
+
+    return float(minimize_scalar(nll, bounds=(0.05, 20.0), method="bounded").x)
+
+
+def ece(probs: FloatArray, y: np.ndarray, bins: int = 15) -> float:
+    """Expected calibration error of the top-class confidence (equal-width bins)."""
+    conf, pred = probs.max(axis=1), probs.argmax(axis=1)
+    edges = np.linspace(0, 1, bins + 1)
+    idx = np.clip(np.digitize(conf, edges) - 1, 0, bins - 1)
+    err = 0.0
+    for b in range(bins):
+        sel = idx == b
+        if sel.any():
+            err += sel.mean() * abs((pred[sel] == y[sel]).mean() - conf[sel].mean())
+    return float(err)
+
+
+def save(
+    root: Path, prior: NormPrior, heads: dict[str, MlpHead], validity: dict[str, Any],
+    extra: dict[str, Any],
+) -> None:
+    """Write ``spectral.npz`` and its manifest ``spectral.json`` (with the npz's SHA-256)."""
+    root.mkdir(parents=True, exist_ok=True)
+    arrays: dict[str, np.ndarray] = {"prior_mean": prior.mean, "prior_std": prior.std}
+    for name, head in heads.items():
+        arrays.update(head_arrays(name, head))
+    np.savez(root / SPECTRAL_WEIGHTS, **arrays)  # type: ignore[arg-type]
+    digest = hashlib.sha256((root / SPECTRAL_WEIGHTS).read_bytes()).hexdigest()
+    man = {
+        "version": SPECTRAL_VERSION,
+        "features": list(feature_names()),
+        "prior_weight": prior.weight,
+        "temperature": {h: m.temperature for h, m in heads.items()},
+        "validity": validity,
+        "sha256": {SPECTRAL_WEIGHTS: digest},
+        **extra,
+    }
+    (root / SPECTRAL_MANIFEST).write_text(json.dumps(man, indent=1) + "\n")
