@@ -131,10 +131,11 @@ def write_pdf(night: Night, out: Path) -> None:
     """One A4 portrait page: header, panels, statistics and counts tables."""
     with mpl.rc_context({"pdf.fonttype": 42, "font.size": 7}):  # TrueType: text extractable
         fig = Figure(figsize=(8.27, 11.69), layout="constrained")
-        top, mid, bottom = fig.subfigures(3, 1, height_ratios=[1.2, 4.6, 3.9])
+        panels: Any = fig.subfigures(3, 1, height_ratios=[1.2, 4.6, 3.9])
+        top, mid, bottom = panels
         _header(top, night)
         draw_night(mid, night)
-        cols = bottom.subfigures(1, 3, width_ratios=[1.0, 1.0, 1.15])
+        cols: Any = bottom.subfigures(1, 3, width_ratios=[1.0, 1.0, 1.15])
         stats = [[k, _fmt(r["value"]), r["unit"]] for k, r in statistics_rows(night).iterrows()]
         split = REPORT_STATS.index("AHI")
         _table(cols[0], stats[:split], ["statistic", "value", "unit"], "Sleep statistics")
