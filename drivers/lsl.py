@@ -1,6 +1,9 @@
 """Lab Streaming Layer source (one stream of one bed) and marker sink.
 
-Source: resolves a stream by name / type / source_id (``SourceNotFoundError`` after ``timeout_s``),
+Source: resolves a stream by name / type / source_id; one missing after ``timeout_s`` is a
+``stream_lost`` technical alarm and is looked for again with capped backoff (its channels are
+announced through ``frames()`` once found). Every numeric channel format is taken (float32/64,
+int8/16/32/64; strings and irregular rates are refused with ``SourceError``). It
 reads the full description to split it into channels (label, unit, type from
 ``desc/channels/channel``), and pulls chunks in a dedicated thread into a preallocated array; the
 event loop only receives finished frames (through ``drivers.outbox``, bounded).
@@ -12,8 +15,9 @@ timeline ``a + seq / fs``, ``a`` following the synced timestamps slowly (drift) 
 than ``jump_s`` is reported as a ``clock_jump`` and kept out of the timeline. ``"liblsl"``: pylsl's
 ``proc_dejitter`` (smooth, but it smears a sender clock jump over about a minute). ``"none"``: raw.
 
-Loss: no sample for ``lost_after_s`` or a ``LostError`` raises ``stream_lost``; the thread then
-re-resolves the stream by source_id (or the original query) and opens a new inlet; the first
+Loss: no sample for ``lost_after_s`` or any pylsl error in the pull (lost, timeout, internal)
+raises ``stream_lost``; the thread then re-resolves the stream by source_id and opens a new inlet
+(a quiet stream too, every ``lost_after_s``); the first
 sample back ends the condition, and the samples missed meanwhile advance ``Frame.seq`` (the bed
 fills them as invalid by timestamp). Device NaN samples are invalid and raise ``sensor_off``.
 """
@@ -37,12 +41,21 @@ from sleepstream.drivers.runs import sensor_off_events
 from sleepstream.engine.channel_map import ChannelRule, modality_of
 from sleepstream.engine.clock import EngineClock, MonotonicClock
 from sleepstream.engine.errors import SourceError, SourceNotFoundError
-from sleepstream.engine.protocols import Event, SourceEvent
+from sleepstream.engine.protocols import ChannelsAnnounced, Event, SourceEvent
 from sleepstream.engine.types import ChannelSpec, Frame
 
 log = logging.getLogger(__name__)
 
 _RESOLVE_WAVE_S = 0.2  # one resolve wave while a lost stream is awaited
+_BACKOFF_MAX_S = 5.0  # a stream missing at start-up is looked for at least this often
+# LSL channel formats the source takes, as the numpy dtype pylsl pulls them into.
+_DTYPES: dict[int, type[np.generic]] = {
+    pylsl.cf_float32: np.float32, pylsl.cf_double64: np.float64, pylsl.cf_int8: np.int8,
+    pylsl.cf_int16: np.int16, pylsl.cf_int32: np.int32, pylsl.cf_int64: np.int64,
+}
+# Any of these from pylsl in the pull thread is a lost stream: reported, then re-resolved.
+_PULL_ERRORS = (pylsl.util.LostError, pylsl.util.TimeoutError, pylsl.util.InternalError,
+                RuntimeError, ValueError, OSError)
 
 Dejitter = Literal["engine", "liblsl", "none"]
 
@@ -149,7 +162,9 @@ class LslSource:
 
     @property
     def channels(self) -> tuple[ChannelSpec, ...]:
-        if not self._specs:
+        """The stream's channels; empty while a stream missing at start-up is awaited (they
+        are announced through ``frames()`` once it is found)."""
+        if self._thread is None:
             raise RuntimeError("enter the source (async with) before asking for its channels")
         return self._specs
 
@@ -190,31 +205,63 @@ class LslSource:
 
     async def __aenter__(self) -> LslSource:
         self._outbox = Outbox(max_frames=self._max_frames)
-        info = await asyncio.to_thread(self._resolve, self.timeout_s)
-        if info is None:
-            raise SourceNotFoundError(
-                f"no LSL stream with {self._predicate()} within {self.timeout_s:g} s; start the "
-                "device or simulator, or check name/type/source_id (and the network)"
-            )
-        if info.nominal_srate() <= 0 or info.channel_format() == pylsl.cf_string:
-            raise SourceError(
-                f"LSL stream {info.name()!r} is irregular or carries strings; a source needs a "
-                "regular-rate numeric stream"
-            )
-        try:
-            inlet, full = await asyncio.to_thread(self._open, info)
-        except (pylsl.util.TimeoutError, pylsl.util.LostError) as exc:
-            raise SourceNotFoundError(f"LSL stream {info.name()!r} vanished while opening") from exc
-        self._specs = tuple(channel_specs(full, self.rules))
-        self._source_id = full.source_id()
+        self._specs = ()
         self._lsl_to_engine = self.clock.now() - pylsl.local_clock()
+        info = await asyncio.to_thread(self._resolve, self.timeout_s)
+        inlet = None
+        if info is not None:
+            inlet = await asyncio.to_thread(self._first_inlet, info)
+        else:
+            msg = (f"no LSL stream with {self._predicate()} within {self.timeout_s:g} s; "
+                   "retrying (start the device or simulator, or check name/type/source_id)")
+            log.warning("%s", msg)
+            self._outbox.put(SourceEvent("stream_lost", (), self.clock.now(), True, msg))
         loop = asyncio.get_running_loop()
         self._stop.clear()
         self._thread = threading.Thread(
-            target=self._pull_loop, args=(inlet, loop), name=f"lsl-{full.name()}", daemon=True
+            target=self._pull_loop, args=(inlet, loop), name=f"lsl-{self._predicate()}",
+            daemon=True,
         )
         self._thread.start()
         return self
+
+    def _first_inlet(self, info: pylsl.StreamInfo) -> pylsl.StreamInlet:
+        """Open the stream found; learn its channels and source_id. ``SourceError`` for a stream
+        the engine cannot take (irregular rate, strings, an unknown format)."""
+        if info.nominal_srate() <= 0 or info.channel_format() not in _DTYPES:
+            raise SourceError(
+                f"LSL stream {info.name()!r} is irregular or carries strings; a source needs a "
+                "regular-rate numeric stream (float32/64, int8/16/32/64)"
+            )
+        try:
+            inlet, full = self._open(info)
+        except _PULL_ERRORS as exc:
+            raise SourceNotFoundError(f"LSL stream {info.name()!r} vanished while opening "
+                                      f"({exc})") from None
+        self._specs = tuple(channel_specs(full, self.rules))
+        self._source_id = full.source_id()
+        self._dtype = _DTYPES[info.channel_format()]
+        return inlet
+
+    def _await_first(self, post: Any) -> pylsl.StreamInlet | None:
+        """The puller's wait for a stream missing at start-up: resolve waves with capped
+        backoff; once found, its channels are announced and the loss ends."""
+        delay = _RESOLVE_WAVE_S
+        while not self._stop.is_set():
+            info = self._resolve(_RESOLVE_WAVE_S)
+            if info is not None:
+                try:
+                    inlet = self._first_inlet(info)
+                except SourceError as exc:
+                    log.warning("%s", exc)
+                else:
+                    post(ChannelsAnnounced(self._specs))
+                    post(SourceEvent("stream_lost", (), self.clock.now(), False,
+                                     f"LSL stream {info.name()!r} found"))
+                    return inlet
+            self._stop.wait(delay)
+            delay = min(_BACKOFF_MAX_S, delay * 2)
+        return None
 
     async def __aexit__(self, *exc_info: object) -> None:
         self._stop.set()
@@ -223,24 +270,28 @@ class LslSource:
             self._thread = None
         self._outbox.close()
 
-    def frames(self) -> AsyncIterator[Frame | SourceEvent]:
+    def frames(self) -> AsyncIterator[Frame | SourceEvent | ChannelsAnnounced]:
         return self._outbox.items()
 
     # -- the puller thread --------------------------------------------------------------------
 
     def _pull_loop(self, inlet: pylsl.StreamInlet | None, loop: asyncio.AbstractEventLoop) -> None:
+        def post(item: Item) -> None:
+            loop.call_soon_threadsafe(self._outbox.put, item)
+
+        if not self._specs:
+            inlet = self._await_first(post)
+            if inlet is None:
+                return
         fs = self._specs[0].fs
         names = tuple(s.name for s in self._specs)
         n_ch = len(names)
-        buf = np.empty((self.max_chunk, n_ch), dtype=np.float32)  # reused for every pull
+        buf = np.empty((self.max_chunk, n_ch), dtype=self._dtype)  # reused for every pull
         timeline = TimelineState(fs, jump_s=self.jump_s)
         off = [False] * n_ch
         seq = 0
         last_data = time.monotonic()
         lost = False
-
-        def post(item: Item) -> None:
-            loop.call_soon_threadsafe(self._outbox.put, item)
 
         def lost_event(active: bool, t: float, why: str) -> None:
             post(SourceEvent("stream_lost", names, t, active, why))
@@ -248,26 +299,30 @@ class LslSource:
         while not self._stop.is_set():
             if inlet is None:
                 inlet = self._reopen()
+                if inlet is not None:
+                    last_data = time.monotonic()  # a quiet stream gets lost_after_s again
                 continue
             try:
                 _, stamps = inlet.pull_chunk(timeout=0.1, max_samples=self.max_chunk,
                                              dest_obj=buf, as_numpy=True)
-            except pylsl.util.LostError:
+            except _PULL_ERRORS as exc:
                 inlet = None
                 if not lost:
                     lost = True
-                    lost_event(True, self._engine_t(timeline, seq), "LSL stream lost")
+                    lost_event(True, self._engine_t(timeline, seq), f"LSL stream lost ({exc!r})")
                 continue
             n = int(stamps.shape[0])
             now = time.monotonic()
             if n == 0:
-                if not lost and now - last_data > self.lost_after_s:
-                    lost = True
-                    lost_event(True, self._engine_t(timeline, seq),
-                               f"no LSL samples for {self.lost_after_s:g} s")
+                if now - last_data > self.lost_after_s:
+                    inlet = None  # quiet without closing: resolve it again
+                    if not lost:
+                        lost = True
+                        lost_event(True, self._engine_t(timeline, seq),
+                                   f"no LSL samples for {self.lost_after_s:g} s")
                 continue
             last_data = now
-            data = buf[:n].copy()
+            data = buf[:n].astype(np.float32)
             ts = stamps.astype(np.float64)
             if lost:
                 seq += timeline.missing_before(seq, float(ts[0]))

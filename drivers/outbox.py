@@ -13,10 +13,10 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
 
-from sleepstream.engine.protocols import SourceEvent
+from sleepstream.engine.protocols import ChannelsAnnounced, SourceEvent
 from sleepstream.engine.types import Frame
 
-Item = Frame | SourceEvent
+Item = Frame | SourceEvent | ChannelsAnnounced
 
 
 class Outbox:

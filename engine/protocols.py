@@ -45,7 +45,10 @@ class Driver(Protocol):
 
     async def __aexit__(self, *exc_info: object) -> None: ...
 
-    def frames(self) -> AsyncIterator[Frame | SourceEvent]: ...
+    def frames(self) -> AsyncIterator[Frame | SourceEvent | ChannelsAnnounced]:
+        """Frames and events; a ``ChannelsAnnounced`` when channels become known later (an LSL
+        stream that was missing at start-up)."""
+        ...
 
 
 @runtime_checkable

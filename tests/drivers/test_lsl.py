@@ -11,8 +11,7 @@ import pylsl
 import pytest
 
 from sleepstream.drivers.lsl import LslMarkerSink, LslSource
-from sleepstream.engine.errors import SourceNotFoundError
-from sleepstream.engine.protocols import SourceEvent
+from sleepstream.engine.protocols import ChannelsAnnounced, SourceEvent
 from sleepstream.engine.types import Frame
 
 FS = 100.0
@@ -55,11 +54,35 @@ async def _drain(source: LslSource, until_counter: float, timeout_s: float = 10.
     return frames, events
 
 
-async def test_not_found_is_a_clear_error() -> None:
-    source = LslSource(source_id=f"absent-{uuid.uuid4()}", timeout_s=0.3)
-    with pytest.raises(SourceNotFoundError, match="no LSL stream"):
-        async with source:
-            pass
+async def test_a_stream_missing_at_start_up_is_an_alarm_and_is_found_later() -> None:
+    sid = f"late-{uuid.uuid4()}"
+    source = LslSource(source_id=sid, timeout_s=0.2, lost_after_s=1.0)
+    async with source:
+        assert source.channels == ()
+        outlet = _outlet(sid)
+        origin = pylsl.local_clock()
+        announced: list[ChannelsAnnounced] = []
+        events: list[SourceEvent] = []
+        frames: list[Frame] = []
+        k = 0
+        async with asyncio.timeout(10):
+            async for item in source.frames():
+                if isinstance(item, ChannelsAnnounced):
+                    announced.append(item)
+                elif isinstance(item, SourceEvent):
+                    events.append(item)
+                else:
+                    frames.append(item)
+                    if len(frames) >= 3:
+                        break
+                if announced:
+                    _push(outlet, k, origin)
+                    k += 1
+                    await asyncio.sleep(0.05)
+        assert source.channels == announced[0].channels
+        del outlet
+    assert [e.active for e in events if e.code == "stream_lost"] == [True, False]
+    assert [c.name for c in announced[0].channels] == ["C4-M1", "SpO2", "counter"]
 
 
 async def test_channels_counter_timeline_sensor_off_and_clock_jump() -> None:
@@ -145,3 +168,51 @@ async def test_marker_sink_carries_json_events() -> None:
             break
     await sink.aclose()
     assert got[0]["code"] == "stream_lost" and got[1]["stage"] == "N2"
+
+
+async def test_float64_and_int_streams_are_taken() -> None:
+    for fmt, dtype in ((pylsl.cf_double64, np.float64), (pylsl.cf_int16, np.int16)):
+        sid = f"fmt-{uuid.uuid4()}"
+        info = pylsl.StreamInfo(f"p-{sid[:8]}", "EEG", 3, FS, fmt, sid)
+        outlet = pylsl.StreamOutlet(info)
+        source = LslSource(source_id=sid, timeout_s=2.0)
+        async with source:
+            origin = pylsl.local_clock()
+            for k in range(3):
+                stamps = origin + (k * 10 + np.arange(10)) / FS
+                outlet.push_chunk(_chunk(k).astype(dtype), timestamp=stamps.tolist())
+            frames, _ = await _drain(source, until_counter=29)
+        data = np.concatenate([f.data for f in frames])
+        assert data.dtype == np.float32
+        np.testing.assert_array_equal(data[:, 2], np.arange(30))
+        del outlet
+
+
+async def test_pull_errors_and_a_quiet_stream_are_lost_then_re_resolved() -> None:
+    sid = f"quiet-{uuid.uuid4()}"
+    outlet = _outlet(sid)
+    source = LslSource(source_id=sid, timeout_s=2.0, lost_after_s=0.4)
+    real_pull = pylsl.StreamInlet.pull_chunk
+    calls = {"n": 0}
+
+    def flaky(self, *a, **kw):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 3:  # fault injection: one internal error mid-stream
+            raise pylsl.util.InternalError("injected")
+        return real_pull(self, *a, **kw)
+
+    pylsl.StreamInlet.pull_chunk = flaky  # type: ignore[method-assign]
+    try:
+        async with source:
+            origin = pylsl.local_clock()
+            _push(outlet, 0, origin)
+            await asyncio.sleep(1.2)  # the error, then quiet for longer than lost_after_s
+            for k in range(1, 4):
+                _push(outlet, k, origin)
+            frames, events = await _drain(source, until_counter=39)
+    finally:
+        pylsl.StreamInlet.pull_chunk = real_pull  # type: ignore[method-assign]
+    lost = [e for e in events if e.code == "stream_lost"]
+    assert lost and lost[0].active and not lost[-1].active
+    assert source.reconnects >= 1
+    assert frames[-1].data[-1, 2] == 39
