@@ -56,7 +56,7 @@ from sleepstream.drivers.runs import sensor_off_events
 from sleepstream.drivers.sequence import Segment, SequenceState
 from sleepstream.engine.clock import EngineClock, MonotonicClock
 from sleepstream.engine.errors import PayloadError
-from sleepstream.engine.protocols import SourceEvent
+from sleepstream.engine.protocols import ChannelsAnnounced, SourceEvent
 from sleepstream.engine.types import ChannelSpec, Frame
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,8 @@ class MqttSource:
         self._max_queued = max_queued_messages
         self._outbox = Outbox(max_frames=max_frames)
         self._stack: contextlib.AsyncExitStack | None = None
-        self._logged: dict[tuple[str, str], float] = {}
+        self._logged: dict[str, tuple[float, int]] = {}  # reason -> (last line, lines held back)
+        self._down_since: tuple[float, float] | None = None  # (event t, monotonic) of the outage
         self.connected = asyncio.Event()
 
     @property
@@ -169,7 +170,7 @@ class MqttSource:
             self._stack = None
         self._outbox.close()
 
-    def frames(self) -> AsyncIterator[Frame | SourceEvent]:
+    def frames(self) -> AsyncIterator[Frame | SourceEvent | ChannelsAnnounced]:
         return self._outbox.items()
 
     # -- connection ---------------------------------------------------------------------------
@@ -201,6 +202,12 @@ class MqttSource:
         started = [c for c in self.state.values() if c.base is not None]
         names = tuple(c.spec.name for c in started) or tuple(self.state)
         t = max((c.t_of(c.order.next_seq or 0) for c in started), default=self.clock.now())
+        if down:
+            self._down_since = (t, time.monotonic())
+        elif self._down_since is not None:  # no samples came meanwhile: the end is the onset
+            onset, since = self._down_since  # plus the outage's length
+            t = max(t, onset + time.monotonic() - since)
+            self._down_since = None
         msg = f"MQTT broker {self.broker.host}:{self.broker.port} " + (
             f"unreachable ({why})" if down else "reachable again"
         )
@@ -251,14 +258,17 @@ class MqttSource:
 
     def _reject(self, reason: str, topic: str, message: str) -> None:
         self.stats.rejected[reason] += 1
-        key = (reason, topic[:200])
+        # one line per reason a minute whatever the topic: 10,000 distinct bad topics are one
+        # line, not 10,000 (the reasons are a fixed set, so this stays small)
         now = time.monotonic()
-        if now - self._logged.get(key, -1e9) > 60.0:
-            if len(self._logged) > 1024:
-                self._logged.clear()
-            self._logged[key] = now
-            log.warning("bed %s: rejected payload on %s (%s): %s", self.bed, topic[:200],
-                        reason, message)
+        last, quiet = self._logged.get(reason, (-1e9, 0))
+        if now - last > 60.0:
+            self._logged[reason] = (now, 0)
+            more = f" (and {quiet} more since the last line)" if quiet else ""
+            log.warning("bed %s: rejected payload on %s (%s): %s%s", self.bed, topic[:200],
+                        reason, message, more)
+        else:
+            self._logged[reason] = (last, quiet + 1)
 
     def _accept(self, ch: ChannelState, p: Packet) -> None:
         now = time.monotonic()

@@ -19,12 +19,20 @@ from typing import Any
 
 import aiomqtt
 
-from sleepstream.engine.errors import PayloadError
+from sleepstream.engine.errors import PayloadError, SourceError
 
 log = logging.getLogger(__name__)
 
 TOPIC_ROOT = "sleepstream/v1"
 _SEGMENT = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+_AUTH_REFUSED = {4, 5, 134, 135}  # CONNACK: bad user name or password, not authorised (v3, v5)
+
+
+def auth_refused(error: aiomqtt.MqttError) -> bool:
+    """Whether ``error`` is the broker refusing the credentials (not a network problem)."""
+    rc = getattr(error, "rc", None)
+    value = getattr(rc, "value", rc)
+    return isinstance(value, int) and value in _AUTH_REFUSED
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,15 +45,17 @@ class BrokerSettings:
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_insecure: bool = False
+    tls: bool = False  # TLS on; without tls_ca the system trust store verifies the broker
     keepalive_s: int = 10
     timeout_s: float = 5.0
     backoff_initial_s: float = 0.2
     backoff_max_s: float = 10.0
+    auth_tries: int = 3  # refusals of the credentials in a row before giving up (SourceError)
 
     def tls_context(self) -> ssl.SSLContext | None:
-        if self.tls_ca is None and self.tls_cert is None:
-            return None
-        ctx = ssl.create_default_context(cafile=self.tls_ca)
+        if not self.tls and self.tls_ca is None and self.tls_cert is None:
+            return None  # plain TCP only when TLS was not asked for in any way
+        ctx = ssl.create_default_context(cafile=self.tls_ca)  # None: the system trust store
         if self.tls_cert is not None:
             ctx.load_cert_chain(self.tls_cert, self.tls_key)
         if self.tls_insecure:
@@ -93,7 +103,8 @@ async def keep_connected(
     ready: Callable[[], Awaitable[object]] | None = None,
     on_down: Callable[[aiomqtt.MqttError | None], None] | None = None,
 ) -> None:
-    """Run ``session`` on a connected client, reconnecting forever (until cancelled).
+    """Run ``session`` on a connected client, reconnecting until cancelled, or until the broker
+    has refused the credentials ``broker.auth_tries`` times in a row (``SourceError``).
 
     Each round waits for ``ready`` (when given), connects and runs ``session``; when the broker
     goes away (``MqttError``) or the session returns, ``on_down`` hears why (None: the session
@@ -101,7 +112,7 @@ async def keep_connected(
     from its first step after every successful connect. Every MQTT client of the project
     (source, sink, command subscriber, simulated device) reconnects this way.
     """
-    attempt = 0
+    attempt = refused = 0
     while True:
         if ready is not None:
             await ready()
@@ -109,10 +120,16 @@ async def keep_connected(
         try:
             async with broker.client(identifier=identifier, will=will,
                                      max_queued_incoming=max_queued_incoming) as client:
-                attempt = 0
+                attempt = refused = 0
                 await session(client)
         except aiomqtt.MqttError as exc:
             error = exc
+            refused = refused + 1 if auth_refused(exc) else 0
+            if refused >= broker.auth_tries:
+                raise SourceError(
+                    f"{what}: MQTT broker {broker.host}:{broker.port} refused the credentials "
+                    f"{refused} times ({exc}); check [mqtt] username and password"
+                ) from None
         if on_down is not None:
             on_down(error)
         delay = broker.backoff(attempt)
@@ -128,7 +145,7 @@ def broker_from_config(config: Any) -> BrokerSettings:
     m = config.mqtt
     return BrokerSettings(
         host=m.host, port=m.port, username=m.username, password=m.password,
-        tls_ca=m.ca_file if (m.tls or m.ca_file) else None, tls_cert=m.cert_file,
+        tls=bool(m.tls or m.ca_file or m.cert_file), tls_ca=m.ca_file, tls_cert=m.cert_file,
         tls_key=m.key_file, keepalive_s=m.keepalive_s,
     )
 

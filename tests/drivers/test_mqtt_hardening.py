@@ -1,0 +1,93 @@
+"""MQTT secure defaults and hostile traffic, against real Mosquitto brokers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from sleepstream.drivers.mqtt import MqttSource
+from sleepstream.drivers.mqtt_common import BrokerSettings, keep_connected
+from sleepstream.engine.errors import SourceError
+from sleepstream.engine.types import ChannelSpec
+from sleepstream.simulators.broker import free_port
+from tests.peers import Mosquitto
+
+
+def test_tls_without_a_ca_file_verifies_with_the_system_store() -> None:
+    import ssl
+
+    ctx = BrokerSettings(tls=True).tls_context()
+    assert ctx is not None and ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
+    assert BrokerSettings().tls_context() is None
+
+
+async def test_tls_never_falls_back_to_clear_text(mosquitto: Mosquitto) -> None:
+    broker = BrokerSettings(host=mosquitto.host, port=mosquitto.port, tls=True, timeout_s=2.0)
+    with pytest.raises(aiomqtt.MqttError):
+        async with broker.client(identifier="tls-probe"):
+            pass
+
+
+async def test_refused_credentials_end_after_a_bounded_number_of_tries(tmp_path: Path) -> None:
+    passwd = shutil.which("mosquitto_passwd")
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if passwd is None or not Path(binary).exists():
+        pytest.skip("mosquitto and mosquitto_passwd are needed (apt-get install -y mosquitto)")
+    subprocess.run([passwd, "-b", "-c", str(tmp_path / "pw"), "device", "right"], check=True)
+    port = free_port()
+    (tmp_path / "m.conf").write_text(f"listener {port} 127.0.0.1\nallow_anonymous false\n"
+                                     f"password_file {tmp_path / 'pw'}\nlog_dest none\n"
+                                     "user root\n")  # as root it would drop to 'mosquitto'
+
+    proc = subprocess.Popen([binary, "-c", str(tmp_path / "m.conf")])
+    try:
+        await asyncio.sleep(0.5)
+        broker = BrokerSettings(port=port, username="device", password="wrong",
+                                backoff_initial_s=0.01, backoff_max_s=0.05)
+
+        async def session(client: aiomqtt.Client) -> None:
+            await asyncio.sleep(10)
+
+        with pytest.raises(SourceError, match="refused the credentials 3 times"):
+            async with asyncio.timeout(10):
+                await keep_connected(broker, session, identifier="x", what="bed b1")
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+def test_unknown_topics_are_logged_once_a_minute_in_all(caplog: pytest.LogCaptureFixture) -> None:
+    source = MqttSource(broker=BrokerSettings(), site="t", bed="b1",
+                        channels=[ChannelSpec("hr", 1.0, "hr", "bpm")])
+    with caplog.at_level(logging.WARNING, logger="sleepstream.drivers.mqtt"):
+        for i in range(10_000):
+            source.handle(f"sleepstream/v1/t/b1/data/x{i}", b"\x80")
+    assert source.stats.rejected["unknown_channel"] == 10_000
+    assert len(caplog.records) == 1
+
+
+async def test_broker_lost_ends_after_its_onset(private_mosquitto: Mosquitto) -> None:
+    broker = BrokerSettings(host=private_mosquitto.host, port=private_mosquitto.port,
+                            backoff_initial_s=0.05, backoff_max_s=0.2)
+    source = MqttSource(broker=broker, site="t", bed=f"b-{uuid.uuid4().hex[:6]}",
+                        channels=[ChannelSpec("hr", 1.0, "hr", "bpm")])
+    async with source:
+        await asyncio.wait_for(source.connected.wait(), 5)
+        private_mosquitto.stop()
+        await asyncio.sleep(1.0)
+        private_mosquitto.start()
+        events = []
+        async with asyncio.timeout(10):
+            async for item in source.frames():
+                events.append(item)
+                if len([e for e in events if getattr(e, "code", "") == "broker_lost"]) == 2:
+                    break
+    onset, end = [e for e in events if getattr(e, "code", "") == "broker_lost"]
+    assert onset.active and not end.active and end.t - onset.t >= 0.9
