@@ -60,7 +60,7 @@ def create_shards(state: CoordinatorState, nodes: list[str] | None = None) -> No
     for node in nodes or alive_nodes():
         shard_id = shard_name(node)
         strategy = NodeAffinitySchedulingStrategy(node_id=node, soft=False)
-        state.shards[shard_id] = remote.options(  # type: ignore[attr-defined]
+        state.shards[shard_id] = remote.options(
             num_cpus=0, max_restarts=0, scheduling_strategy=strategy,
         ).remote(state.config, shard_id, live=state.live)
         state.last_seen[shard_id] = time.time()

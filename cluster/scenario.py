@@ -27,7 +27,7 @@ from sleepstream.engine.config import Config, parse_config
 from sleepstream.engine.protocols import Event
 from sleepstream.simulators.wearable import run_wearable
 
-WEARABLE_CHANNELS = [  # what simulators.wearable sends
+WEARABLE_CHANNELS: list[dict[str, Any]] = [  # what simulators.wearable sends
     {"name": "SpO2", "fs": 1.0, "unit": "%"}, {"name": "HR", "fs": 1.0, "unit": "bpm"},
     *({"name": f"acc_{a}", "fs": 25.0, "unit": "g"} for a in "xyz"),
 ]
@@ -35,7 +35,7 @@ WEARABLE_CHANNELS = [  # what simulators.wearable sends
 
 def pick_beds(shards: list[str], n: int, prefix: str = "bed") -> list[str]:
     """``n`` bed ids such that every shard owns at least one (so any node loss moves beds)."""
-    ring, beds, i = HashRing(tuple(shards)), [], 0
+    ring, beds, i = HashRing(tuple(shards)), list[str](), 0
     while len(beds) < n or set(ring.assign(beds).values()) != set(shards):
         beds.append(f"{prefix}-{i:03d}")
         i += 1
@@ -109,7 +109,8 @@ async def failover(cluster: Any, port: int, folder: Path, *, n_beds: int = 6,
                                                  duration_s=duration_s, speed=speed, seed=i))
                 for i, b in enumerate(beds)]
         await asyncio.sleep(kill_after_s)
-        snapshot = await asyncio.to_thread(ray.get, state.shards[victim].ping.remote())
+        victim_ping = state.shards[victim].ping.remote()
+        snapshot: dict[str, int] = await asyncio.to_thread(ray.get, victim_ping)
         t_kill = time.time()
         cluster.remove_node(node)
         await asyncio.gather(*sims)
