@@ -88,6 +88,10 @@ async def _scenario(broker):
         assert acked["id"] == active["id"]
         receipt = await _wait_for(sink, lambda e: e.get("command") == "ack", 5)
         assert receipt["by"] == "nurse-7" and receipt["matched"] is True
+        code = await asyncio.to_thread(
+            cli_main, ["ack", "--bed", "bed-ack", "--site", "ward", "--id", "bed-ack/nope/1",
+                       "--host", broker.host, "--port", str(broker.port)])
+        assert code == 1  # nothing matched: the command says so
         await asyncio.sleep(3.0)  # acknowledged: no second escalation
         assert sum(1 for e in sink.events if is_hyp("escalated")(e)) == 1
     finally:
