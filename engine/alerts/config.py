@@ -3,19 +3,33 @@
 Clinical defaults (adult sleep monitoring; every one can be changed in the ``[alerts]`` table of
 the engine TOML and per bed under ``[beds.<id>.alerts]``):
 
+Alarms (they need a person; IEC 60601-1-8 priorities):
+
 | code | criterion | delay | priority | latching | basis |
 |---|---|---|---|---|---|
-| desat3 | SpO2 >= 3 % below the pre-event baseline | 3 s | low | no | AASM 2012 rule 1A, ODI-3 |
-| desat4 | SpO2 >= 4 % below the pre-event baseline | 3 s | low | no | AASM rule 1B / CMS, ODI-4 |
-| hypoxemia90 | SpO2 < 90 % | 30 s | medium | no | nocturnal hypoxemia (T90) |
-| hypoxemia88 | SpO2 < 88 % | 30 s | high | yes | home-oxygen qualifying level |
+| hypoxemia90 | SpO2 < 90 % (30 valid s, or 100 % s) | 30 s | medium | no | T90; SatSeconds |
+| hypoxemia88 | SpO2 < 88 %, integrated the same way | 30 s | high | yes | home-oxygen level |
 | bradycardia | heart rate < 40 bpm | 10 s | high | yes | AASM scoring manual (sleep HR < 40) |
 | tachycardia | heart rate > 130 bpm | 10 s | medium | no | sustained sinus tachycardia in sleep |
 | asystole | no beat for >= 4 s (ECG/PPG) | 0 s | high | yes | AASM asystole (> 3 s pause) |
 | af | RR irregularity score >= 0.1 over 64 beats | 30 s | medium | no | RMSSD/mean-RR AF screens |
-| apnea | airflow amplitude drop >= 90 % | 10 s | low | no | AASM apnea |
-| hypopnea | airflow drop >= 30 %, + >= 3 % desat or arousal | 10 s | low | no | AASM 1A |
-| apnea_minutes | per-minute apnea probability >= 0.5 | 0 s | low | no | sleepstream classifier |
+
+Scored events (``{"type": "event"}``, never alarms; ``delay`` is the minimum duration):
+
+| code | criterion | delay | basis |
+|---|---|---|---|
+| desat3 | SpO2 >= 3 % below the pre-event baseline | 3 s | AASM 2012 rule 1A, ODI-3 |
+| desat4 | SpO2 >= 4 % below the pre-event baseline | 3 s | AASM rule 1B / CMS, ODI-4 |
+| apnea | airflow amplitude drop >= 90 % | 10 s | AASM apnea |
+| hypopnea | airflow drop >= 30 %, + >= 3 % desat or arousal | 10 s | AASM 1A |
+| af | the AF alarm's episode, scored when it ends | 30 s | as above |
+| apnea_minutes | per-minute apnea probability >= 0.5 | 0 s | sleepstream classifier |
+
+The 30-s hypoxemia delay is the sustained-hypoxemia definition (SpO2 < 90 % for >= 30 s); the
+SatSeconds area (% x s below the limit; Nellcor offers 10-100, 100 for adults) alarms a deep fall
+early (10 s at 80 %) and a brief shallow dip never; the 60-s hold keeps the cyclic dips of one
+apnea cluster as one alarm instead of one per dip. ``satseconds`` 0 disables the area criterion,
+``hold_s`` 0 ends the alarm at the first reading back above the limit.
 
 The desaturation delay (AASM sets no minimum duration) was chosen among 0, 3, 5 and 10 s on all 56
 oximetry nights: per-minute ODI-3 rule AUROC 0.891 / 0.884 / 0.824 / 0.624, night ODI-3 vs scored
