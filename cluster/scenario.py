@@ -147,6 +147,7 @@ class ThroughputResult:
     shards: int
     shard_cpu_s: float  # summed over the shard processes
     shard_wall_s: float
+    events: int  # events the single process wrote (what a store would write)
 
 
 async def single_process(config: Config) -> tuple[float, float, float]:
@@ -180,4 +181,5 @@ async def throughput(folder: Path, files: list[Path], copies: int) -> Throughput
     one, many = folder / "single", folder / "sharded"
     cpu, wall, data_s = await single_process(edf_config(one, files, copies))
     shard_cpu, shard_wall, n = await asyncio.to_thread(sharded, edf_config(many, files, copies))
-    return ThroughputResult(len(files) * copies, data_s, cpu, wall, n, shard_cpu, shard_wall)
+    return ThroughputResult(len(files) * copies, data_s, cpu, wall, n, shard_cpu, shard_wall,
+                            len(read_events(one)))

@@ -68,6 +68,7 @@ async def _bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         "beds_per_core_single": round(tp.data_s / tp.single_cpu_s, 1),
         "beds_per_core_sharded": round(tp.data_s / tp.shard_cpu_s, 1),
         "overhead_ratio": round(tp.shard_cpu_s / tp.single_cpu_s, 3),
+        "events_per_bed_hour": round(tp.events / (tp.data_s / 3600.0), 1),
         "failover_beds": len(fo.beds), "moved_beds": len(fo.moved),
         "detect_s": round(fo.detect_s, 3),
         "resume_s_max": round(max(resume), 3) if resume else None,
