@@ -109,3 +109,15 @@ def get(url: str, token: str | None = TOKEN) -> tuple[int, str]:
             return res.status, res.read().decode()
     except urllib.error.HTTPError as err:
         return err.code, err.read().decode()
+
+
+def post(url: str, body: bytes, token: str | None = TOKEN) -> tuple[int, str]:
+    req = urllib.request.Request(url, data=body, method="POST",
+                                 headers={"Content-Type": "application/json"})
+    if token is not None:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=5) as res:
+            return res.status, res.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()

@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("starlette", reason="the web extra is not installed")
 
-from tests.web.station import BED, get, station, wait_until
+from tests.web.station import BED, TOKEN, get, post, station, wait_until
 
 
 def value(text: str, name: str, **labels: str) -> float:
@@ -27,6 +27,12 @@ async def _scenario(tmp_path, broker):
         assert status == 401
         status, _ = await asyncio.to_thread(get, st.url + "/api/snapshot", "wrong")
         assert status == 401
+        status, _ = await asyncio.to_thread(get, st.url + "/api/events", None)
+        assert status == 401  # the event stream too
+        status, _ = await asyncio.to_thread(post, st.url + f"/api/beds/{BED}/ack", b"{}", None)
+        assert status == 401  # and acknowledgements
+        status, _ = await asyncio.to_thread(post, st.url + f"/api/beds/{BED}/ack", b"{", TOKEN)
+        assert status == 400
         await wait_until(lambda: st.beds[0].frames_in >= 60, 20)
         await wait_until(lambda: any(e.get("type") == "stage" for e in st.events.events), 20)
         await wait_until(lambda: st.parts.store.stats.batches > 0, 5)
