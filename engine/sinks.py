@@ -35,10 +35,15 @@ def format_event(event: Event) -> str:
         stage = event["stage"] or "--"
         return (f"[{_clock(t)}] {bed} stage {stage:<3} "
                 f"conf {event['confidence']:.2f}  from {mods}{note}")
-    if kind == "alert":
-        t = event.get("onset") if event.get("state") == "active" else event.get("end")
-        return (f"[{_clock(t)}] {bed} {event['kind'][:4]}/{event['priority']:<6} "
+    if kind == "alert":  # stamped when emitted, so lines are in time order
+        return (f"[{_clock(event.get('t'))}] {bed} {event['kind'][:4]}/{event['priority']:<6} "
                 f"{event['state'].upper():<8} {event['code']}: {event['message']}")
+    if kind == "event":
+        value = event.get("value")
+        dur = float(event.get("end") or 0.0) - float(event.get("onset") or 0.0)
+        return (f"[{_clock(event.get('t'))}] {bed} scored {event['code']} from "
+                f"{_clock(event.get('onset'))}, {dur:.0f} s"
+                + ("" if value is None else f", value {value:g}"))
     if kind == "status":
         return f"[{_clock(event.get('t'))}] {bed} status: {event.get('message', event)}"
     if kind == "apnea_minute":
@@ -118,16 +123,26 @@ class ConsoleSink:
 
 
 class TallySink:
-    """Counts events by type, and alarm onsets by (bed, kind, code), for run summaries."""
+    """Counts events by type, alarms by (bed, kind, code) (each alarm id once) and scored events
+    by (bed, code), for run summaries."""
 
     def __init__(self) -> None:
         self.types: Counter[str] = Counter()
         self.onsets: Counter[tuple[str, str, str]] = Counter()
+        self.scored: Counter[tuple[str, str]] = Counter()
+        self._ids: set[str] = set()
 
     async def emit(self, event: Event) -> None:
         self.types[str(event.get("type", "?"))] += 1
-        if event.get("type") == "alert" and event.get("state") == "active":
+        if event.get("type") == "alert" and event.get("id") not in self._ids:
+            self._ids.add(str(event.get("id")))
             self.onsets[(str(event.get("bed")), str(event.get("kind")), str(event["code"]))] += 1
+        elif event.get("type") == "event":
+            self.scored[(str(event.get("bed")), str(event.get("code")))] += 1
+
+    def events(self, bed: str) -> Counter[str]:
+        """Scored events per code of one bed."""
+        return Counter({c: n for (b, c), n in self.scored.items() if b == bed})
 
     def alarms(self, bed: str, kind: str) -> Counter[str]:
         """Onsets per code of one bed and kind (technical or physiological)."""

@@ -100,7 +100,10 @@ def print_summary(
     phys = _counts(tally.alarms(name, "physiological"))
     w(f"technical alarms      {tech}\n")
     w(f"physiological alarms  {phys}\n")
+    w(f"scored events         {_counts(tally.events(name))}\n")
     w(f"stage events          {tally.types.get('stage', 0)}\n")
+    others = {k: v for k, v in tally.types.items() if k not in ("alert", "event", "stage")}
+    w(f"other events          {_counts(Counter(others))}\n")
     if bed.failed:
         w(f"BED FAILED: {bed.failed}\n")
 
