@@ -57,6 +57,7 @@ def prepare(config: Config, clock: EngineClock, *, out: TextIO | None = None) ->
     wall_origin = getattr(clock, "wall_origin", None)
     beds = [b.id for b in config.beds]
     if parts.listen is not None:
+        _web().server.parse_listen(parts.listen)  # a bad address fails before anything starts
         parts.metrics = _web().metrics.EngineMetrics()
     path = store_path(config)
     if path is not None:
