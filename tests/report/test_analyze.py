@@ -86,3 +86,12 @@ def test_bad_modality_is_one_clear_error(short_night):
 
     with pytest.raises(ConfigError, match="eeg2"):
         sleepstream.analyze(short_night, modalities=["eeg2"], progress=False)
+
+
+def test_import_sleepstream_stays_light():
+    code = ("import sys, sleepstream; heavy = [m for m in ('pandas', 'matplotlib', 'tqdm', "
+            "'onnxruntime', 'sleepstream.engine') if m in sys.modules]; "
+            "print(heavy, callable(sleepstream.analyze), 'analyze' in dir(sleepstream))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.stdout.strip() == "[] True True", out.stderr

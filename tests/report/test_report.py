@@ -1,5 +1,6 @@
-"""``sleepstream report``: HTML (self-contained) and PDF (one page) from a recording and from
-its events, checked for their content."""
+"""``sleepstream report``: HTML (self-contained) and PDF (one page) from a replay's events and
+its recording, checked for their content (an EDF input goes through ``sleepstream.analyze``,
+tested in test_analyze.py)."""
 
 from __future__ import annotations
 
@@ -32,10 +33,11 @@ def test_html_report_from_events_is_self_contained(short_night, short_replay, tm
     assert "SpO2 (spo2, 1 Hz)" in text and "spo2,hr" in text
 
 
-def test_pdf_report_from_recording_is_one_page(short_night, tmp_path):
+def test_pdf_report_is_one_page(short_night, short_replay, tmp_path):
     pypdf = pytest.importorskip("pypdf")
     out = tmp_path / "night.pdf"
-    assert cli(["report", str(short_night), "--out", str(out), "--quiet"]) == 0
+    assert cli(["report", str(short_replay[0]), "--recording", str(short_night), "--out",
+                str(out)]) == 0
     reader = pypdf.PdfReader(out)
     assert len(reader.pages) == 1
     text = reader.pages[0].extract_text()
