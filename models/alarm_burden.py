@@ -8,7 +8,9 @@ below the limit, its end the first valid reading at or above it (or the end of t
 An episode is alarmed when a physiological alarm of priority medium or high was announced before
 the episode ended and was still announced at or after its onset (an alarm raised by an earlier
 episode and still standing counts, with a delay of 0); the delay is the announcement minus the
-onset, floored at 0.
+onset, floored at 0. An alarm's announcement is its ``criterion_t`` where it has one: the data
+time at which its condition delay was met, which is when a live engine (1-s frames) emits it; a
+replay in longer frames emits it at the end of the frame.
 """
 
 from __future__ import annotations
@@ -65,8 +67,9 @@ def alarm_spans(events: Sequence[dict[str, Any]]) -> list[AlarmSpan]:
         first.setdefault(e["id"], e)
         if e["state"] == "ended":
             ended.setdefault(e["id"], float(e["t"]))
-    return [AlarmSpan(i, e["code"], e["kind"], e["priority"], float(e["t"]),
-                      ended.get(i, float("inf"))) for i, e in first.items()]
+    return [AlarmSpan(i, e["code"], e["kind"], e["priority"],
+                      float(e.get("criterion_t", e["t"])), ended.get(i, float("inf")))
+            for i, e in first.items()]
 
 
 def coverage(eps: Sequence[Episode], spans: Sequence[AlarmSpan]) -> list[float | None]:
