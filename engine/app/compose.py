@@ -17,7 +17,8 @@ from sleepstream.engine.bed import BedState
 from sleepstream.engine.channel_map import ChannelRule
 from sleepstream.engine.clock import EngineClock, MonotonicClock, ReplayClockState
 from sleepstream.engine.config import BedConfig, Config, SinkConfig, SourceConfig
-from sleepstream.engine.errors import ConfigError
+from sleepstream.engine.errors import ConfigError, ModelError
+from sleepstream.engine.inference.model_files import DEFAULT_MODEL_DIR, manifest_sha256
 from sleepstream.engine.inference.staging import live_processor_factory, processor_factory
 from sleepstream.engine.pipeline import BedRuntime, Engine, EngineSettings
 from sleepstream.engine.protocols import BlockProcessor, Driver, Event, Sink
@@ -38,12 +39,30 @@ class ModelChoice:
 
 
 def choose_model(config: Config, *, live: bool = False) -> ModelChoice:
-    if config.model.checkpoint == "none":
+    """The configured model, or ``checkpoint = "none"``. Fail closed: a configured model that
+    does not load is a ``ModelError`` (one line, exit 2), never a run without stages."""
+    checkpoint = config.model.checkpoint
+    if checkpoint == "none":
         return ModelChoice(None, "no model configured: running without sleep stages")
-    if live:  # one backend and one step scheduler for all beds
-        return ModelChoice(*live_processor_factory(
-            config.model.checkpoint, config.model.backend, len(config.beds)))
-    return ModelChoice(*processor_factory(config.model.checkpoint, config.model.backend))
+    try:
+        if live:  # one backend and one step scheduler for all beds
+            choice = ModelChoice(*live_processor_factory(
+                checkpoint, config.model.backend, len(config.beds)))
+        else:
+            choice = ModelChoice(*processor_factory(checkpoint, config.model.backend))
+    except ModelError:
+        raise
+    except Exception as exc:  # onnxruntime on a corrupt graph, and friends
+        raise ModelError(f"model {checkpoint!r} does not load ({type(exc).__name__}: "
+                         f"{str(exc)[:200]}); fix the model files or set checkpoint = "
+                         '"none"') from None
+    if choice.factory is None:
+        raise ModelError(f"model {checkpoint!r}: {choice.description}; fix the model files or "
+                         'set checkpoint = "none"')
+    root = Path(checkpoint) if checkpoint != "default" else DEFAULT_MODEL_DIR
+    root = root.parent if root.is_file() else root
+    loaded = f"; loaded runtime.json sha256 {manifest_sha256(root)[:12]}"
+    return ModelChoice(choice.factory, choice.description + loaded, choice.shared)
 
 
 def make_processors(

@@ -24,7 +24,7 @@ SERVING_MANIFEST = "serving.json"
 SERVING_FILE = "step_serving.onnx"
 RUNTIME_VERSION = 1
 DEFAULT_MODEL_DIR = (
-    Path(__file__).resolve().parents[2] / "models" / "checkpoints" / "sleepstream-v1"
+    Path(__file__).resolve().parents[2] / "models" / "checkpoints" / "sleepstream-v2"
 )
 
 
@@ -74,17 +74,32 @@ def session(path: Path, threads: int = 1) -> ort.InferenceSession:
 
 def read_manifest(path: Path, hint: str) -> dict[str, Any]:
     """A manifest's JSON with every file it lists verified against its SHA-256."""
-    try:
-        man = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFilesError(f"{path}: unreadable ({exc}); {hint}") from exc
-    if not isinstance(man, dict) or not isinstance(man.get("sha256"), dict):
+    man = _json(path, hint)
+    if not isinstance(man.get("sha256"), dict):
         raise ModelFilesError(f"{path}: not a model manifest (no sha256 table); {hint}")
     for name, digest in man["sha256"].items():
+        if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+            raise ModelFilesError(f"{path}: lists {name!r}, not a file of the model directory")
         f = path.parent / name
         if not f.is_file() or hashlib.sha256(f.read_bytes()).hexdigest() != digest:
             raise ModelFilesError(f"{f}: missing or checksum mismatch; {hint}")
     return man
+
+
+def _json(path: Path, hint: str) -> dict[str, Any]:
+    try:
+        man = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ModelFilesError(f"{path}: unreadable ({type(exc).__name__}); {hint}") from None
+    if not isinstance(man, dict):
+        raise ModelFilesError(f"{path}: not a model manifest (not a JSON object); {hint}")
+    return man
+
+
+def manifest_sha256(root: str | Path) -> str:
+    """SHA-256 of a model directory's ``runtime.json`` as it is on disk now: the manifest pins
+    every runtime file's digest, so this one hash names the model actually loaded."""
+    return hashlib.sha256((Path(root) / RUNTIME_MANIFEST).read_bytes()).hexdigest()
 
 
 def load_serving(root: Path) -> dict[str, Any] | None:
@@ -103,21 +118,15 @@ def load_model_files(root: str | Path = DEFAULT_MODEL_DIR, *, verify: bool = Tru
             f"{path}: missing; train a model (sleepstream train stage) or point to one"
         )
     hint = "re-install the model files"
-    if verify:
-        man = read_manifest(path, hint)
-    else:
-        try:
-            man = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ModelFilesError(f"{path}: unreadable ({exc}); {hint}") from exc
+    man = read_manifest(path, hint) if verify else _json(path, hint)
     if man.get("version") != RUNTIME_VERSION:
         raise ModelFilesError(
             f"{path}: runtime version {man.get('version')}, this engine reads {RUNTIME_VERSION}"
         )
     try:
         return _model_files(root, man)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFilesError(f"{path}: malformed manifest ({exc!r}); {hint}") from exc
+    except (KeyError, TypeError, ValueError, AttributeError, ZeroDivisionError) as exc:
+        raise ModelFilesError(f"{path}: malformed manifest ({exc!r}); {hint}") from None
 
 
 def _model_files(root: Path, man: dict[str, Any]) -> ModelFiles:
