@@ -29,7 +29,7 @@ def connect(address: str) -> None:
 
 async def run_cluster(config: Config, address: str, seconds: float | None,
                       out: TextIO = sys.stderr) -> int:
-    await asyncio.to_thread(connect, address)
+    connect(address)  # in the main thread: Ray sets its signal handlers there
     state = co.CoordinatorState(config, live=True, vnodes=config.cluster.vnodes)
     try:
         await asyncio.to_thread(co.start_shards, state)
