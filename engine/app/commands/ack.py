@@ -40,9 +40,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _is_receipt(msg: aiomqtt.Message, alert_id: str | None, by: str) -> dict[str, Any] | None:
     if msg.retain:  # an earlier receipt kept by the broker, not the answer to this one
         return None
+    raw = msg.payload
+    if not isinstance(raw, bytes | bytearray | str):
+        return None
     try:
-        body = json.loads(bytes(msg.payload))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        body = json.loads(raw)
+    except ValueError:
         return None
     if (isinstance(body, dict) and body.get("command") == "ack" and body.get("by") == by
             and body.get("alert_id") == alert_id):
