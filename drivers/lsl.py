@@ -99,11 +99,28 @@ class TimelineState:
         return max(0, round((first_ts - self.shift - self.a) * self.fs) - seq)
 
 
+# LSL channel types (XDF meta-data conventions) <-> engine modalities.
+LSL_TYPES: dict[str, str] = {"eeg": "EEG", "eog": "EOG", "emg": "EMG", "ecg": "ECG",
+                             "resp": "RESP", "spo2": "SpO2", "hr": "HR", "ppg": "PPG",
+                             "acc": "ACC"}
+_MODALITY_OF_TYPE = {v.lower(): k for k, v in LSL_TYPES.items()}
+_ELECTRICAL = {"eeg", "eog", "emg", "ecg"}  # the engine's unit for these is microvolts
+_TO_MICROVOLTS = {"v": 1e6, "volt": 1e6, "volts": 1e6, "mv": 1e3, "millivolts": 1e3,
+                  "uv": 1.0, "µv": 1.0, "μv": 1.0, "microvolts": 1.0}
+
+
+def lsl_type(modality: str | None) -> str:
+    """The LSL channel type written for an engine modality (``MISC`` for none)."""
+    return LSL_TYPES.get(modality or "", "MISC")
+
+
 def channel_specs(info: pylsl.StreamInfo, rules: Sequence[ChannelRule] = ()) -> list[ChannelSpec]:
-    """One ChannelSpec per channel from the stream's description (labels, units)."""
+    """One ChannelSpec per channel from the stream's description (labels, types, units); an
+    electrical channel declared in V or mV is announced in uV (``unit_scales`` converts)."""
     n, fs = info.channel_count(), info.nominal_srate()
     labels = info.get_channel_labels() or [None] * n
     units = info.get_channel_units() or [None] * n
+    types = info.get_channel_types() or [None] * n
     specs: list[ChannelSpec] = []
     seen: set[str] = set()
     for i in range(n):
@@ -112,9 +129,24 @@ def channel_specs(info: pylsl.StreamInfo, rules: Sequence[ChannelRule] = ()) -> 
             label = f"{label}-{i}"
         seen.add(label)
         rule = modality_of(label, rules)
-        specs.append(ChannelSpec(label, fs, rule.modality if rule else None,
-                                 (units[i] if i < len(units) else None) or ""))
+        kind = str((types[i] if i < len(types) else None) or "").strip().lower()
+        modality = rule.modality if rule else _MODALITY_OF_TYPE.get(kind)
+        unit = str((units[i] if i < len(units) else None) or "")
+        if modality in _ELECTRICAL and unit.strip().lower() in _TO_MICROVOLTS:
+            unit = "uV"
+        specs.append(ChannelSpec(label, fs, modality, unit))  # type: ignore[arg-type]
     return specs
+
+
+def unit_scales(info: pylsl.StreamInfo, specs: Sequence[ChannelSpec]) -> np.ndarray:
+    """Per-channel factors from the stream's declared units to the engine's (V, mV -> uV)."""
+    units = info.get_channel_units() or [None] * len(specs)
+    out = np.ones(len(specs), dtype=np.float32)
+    for i, spec in enumerate(specs):
+        declared = str((units[i] if i < len(units) else None) or "").strip().lower()
+        if spec.modality in _ELECTRICAL:
+            out[i] = _TO_MICROVOLTS.get(declared, 1.0)
+    return out
 
 
 class LslSource:
@@ -239,6 +271,7 @@ class LslSource:
             raise SourceNotFoundError(f"LSL stream {info.name()!r} vanished while opening "
                                       f"({exc})") from None
         self._specs = tuple(channel_specs(full, self.rules))
+        self._scales = unit_scales(full, self._specs)
         self._source_id = full.source_id()
         self._dtype = _DTYPES[info.channel_format()]
         return inlet
@@ -323,6 +356,8 @@ class LslSource:
                 continue
             last_data = now
             data = buf[:n].astype(np.float32)
+            if (self._scales != 1.0).any():
+                data *= self._scales
             ts = stamps.astype(np.float64)
             if lost:
                 seq += timeline.missing_before(seq, float(ts[0]))

@@ -286,12 +286,20 @@ class LslDevice:
         return self.source_id if len(self.groups) == 1 else f"{self.source_id}-{group.fs:g}Hz"
 
     def _open(self) -> None:
+        from sleepstream.drivers.lsl import lsl_type
+        from sleepstream.engine.channel_map import modality_of
+
+        def _modality(label: str) -> str | None:
+            rule = modality_of(label)
+            return rule.modality if rule else None
+
         lsl = self._pylsl
         for g in self.groups:
             info = lsl.StreamInfo(self.stream_name(g), self.stream_type, len(g.labels), g.fs,
                                   lsl.cf_float32, self.stream_source_id(g))
             info.set_channel_labels(list(g.labels))
             info.set_channel_units(list(g.units))
+            info.set_channel_types([lsl_type(_modality(label)) for label in g.labels])
             self._outlets[g.fs] = lsl.StreamOutlet(info, chunk_size=0, max_buffered=60)
 
     def restart_clock(self) -> None:

@@ -216,3 +216,41 @@ async def test_pull_errors_and_a_quiet_stream_are_lost_then_re_resolved() -> Non
     assert lost and lost[0].active and not lost[-1].active
     assert source.reconnects >= 1
     assert frames[-1].data[-1, 2] == 39
+
+
+async def test_types_and_units_come_from_the_description_volts_become_microvolts() -> None:
+    sid = f"volts-{uuid.uuid4()}"
+    info = pylsl.StreamInfo(f"v-{sid[:8]}", "EEG", 3, FS, pylsl.cf_float32, sid)
+    info.set_channel_labels(["Ch1", "Ch2", "counter"])
+    info.set_channel_units(["V", "mV", "count"])
+    info.set_channel_types(["EEG", "EOG", "MISC"])
+    outlet = pylsl.StreamOutlet(info)
+    source = LslSource(source_id=sid, timeout_s=2.0)
+    async with source:
+        specs = {s.name: s for s in source.channels}
+        origin = pylsl.local_clock()
+        x = _chunk(0)
+        x[:, 0], x[:, 1] = 20e-6, 0.05  # 20 uV in volts, 50 uV in millivolts
+        outlet.push_chunk(x, timestamp=(origin + np.arange(10) / FS).tolist())
+        frames, _ = await _drain(source, until_counter=9)
+    assert (specs["Ch1"].modality, specs["Ch1"].unit) == ("eeg", "uV")
+    assert (specs["Ch2"].modality, specs["Ch2"].unit) == ("eog", "uV")
+    assert specs["counter"].modality is None
+    np.testing.assert_allclose(frames[0].data[:, 0], 20.0, rtol=1e-5)
+    np.testing.assert_allclose(frames[0].data[:, 1], 50.0, rtol=1e-5)
+    del outlet
+
+
+def test_the_simulated_device_writes_labels_types_and_units() -> None:
+    from sleepstream.simulators.device import Group, LslDevice
+
+    sid = f"sim-{uuid.uuid4()}"
+    group = Group(10.0, ("EEG Fpz-Cz", "EOG horizontal", "counter-10Hz"), ("uV", "uV", "count"),
+                  np.zeros((10, 3), dtype=np.float32))
+    device = LslDevice(name=f"sim-{sid[:6]}", source_id=sid, groups=[group])
+    found = pylsl.resolve_byprop("source_id", sid, 1, 2.0)
+    inlet = pylsl.StreamInlet(found[0])
+    full = inlet.info(2.0)
+    assert full.get_channel_types() == ["EEG", "EOG", "MISC"]
+    assert full.get_channel_units() == ["uV", "uV", "count"]
+    del inlet, device
