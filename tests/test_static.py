@@ -30,7 +30,9 @@ def test_mypy_passes_on_runtime_packages(tmp_path):
     result = _run(
         "mypy", "--config-file", str(ROOT / "pyproject.toml"), "--cache-dir",
         str(tmp_path / ".mypy_cache"), "-p", "sleepstream.engine", "-p", "sleepstream.drivers",
-        "-p", "sleepstream.simulators", cwd=tmp_path, env=env,
+        "-p", "sleepstream.simulators", "-p", "sleepstream.store", "-p", "sleepstream.web",
+        "-p", "sleepstream.cluster",
+        cwd=tmp_path, env=env,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
