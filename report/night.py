@@ -127,9 +127,14 @@ class Night:
     @property
     def events(self) -> pd.DataFrame:
         """Scored physiological events (desaturations, apneas, hypopneas, AF episodes):
-        onset, duration, code."""
-        rows = [{"onset": o, "duration": d, "code": c} for c, o, d in scored_events(self.raw)]
-        return pd.DataFrame(rows, columns=["onset", "duration", "code"])
+        onset, duration, code, value, channels."""
+        detail = {(str(e.get("code")), float(e["onset"])): e for e in self.raw
+                  if e.get("type") in ("event", "alert") and "onset" in e}
+        rows = [{"onset": o, "duration": d, "code": c,
+                 "value": detail.get((c, o), {}).get("value"),
+                 "channels": ",".join(detail.get((c, o), {}).get("channels") or [])}
+                for c, o, d in scored_events(self.raw)]
+        return pd.DataFrame(rows, columns=["onset", "duration", "code", "value", "channels"])
 
     @property
     def alarms(self) -> pd.DataFrame:

@@ -39,7 +39,8 @@ def plot_hypnogram(hyp: Hypnogram, ax: Any = None, *, hours: bool = True) -> Any
         conf = np.array(hyp.confidence, dtype=float)
         ax.stairs(-1.2 + conf, t, baseline=-1.2, fill=True, color="#bbbbbb", lw=0)
         ax.text(t[0], -1.25, "confidence", fontsize=7, va="bottom", color="#555555")
-    ax.set_xlim(t[0], t[-1])
+    if len(hyp):
+        ax.set_xlim(t[0], t[-1])
     ax.set_xlabel("hours from start" if hours else "minutes from start")
     ax.set_title(f"hypnogram ({hyp.source} stages)", loc="left", fontsize=9)
     return ax
@@ -68,7 +69,8 @@ def draw_night(fig: Any, night: Night) -> list[Any]:
     heights = HEIGHTS
     axes = fig.subplots(len(rows), 1, sharex=True, squeeze=False,
                         gridspec_kw={"height_ratios": [heights[r] for r in rows]})[:, 0]
-    end_h = max(night.info.duration_s, night.hypnogram.duration_s) / 3600.0
+    expert_s = night.expert.duration_s if night.expert is not None else 0.0
+    end_h = max(night.info.duration_s, night.hypnogram.duration_s, expert_s, 30.0) / 3600.0
     for ax, row in zip(axes, rows, strict=True):
         if row == "hyp":
             plot_hypnogram(night.hypnogram, ax)

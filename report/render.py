@@ -58,7 +58,7 @@ def metadata(night: Night) -> list[tuple[str, str]]:
     return [
         ("recording", info.name), ("start", start),
         ("duration", f"{info.duration_s / 3600:.2f} h"),
-        ("channels", chans or "not known (report from events)"),
+        ("channels", chans or "none listed"),
         ("modalities present", ", ".join(info.modalities) or "not known"),
         ("model", info.model or "not stated"),
         ("generated", dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")),

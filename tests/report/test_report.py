@@ -41,9 +41,10 @@ def test_pdf_report_is_one_page(short_night, short_replay, tmp_path):
     reader = pypdf.PdfReader(out)
     assert len(reader.pages) == 1
     text = reader.pages[0].extract_text()
+    status = next(e for e in short_replay[2] if e["type"] == "status")
     for needle in ("Night report: hugcdn-D2-45min.edf", "Sleep statistics", "TIB", "ODI3",
                    "T90", "desat3", "probe_off", "hypnogram, engine (causal)", "SpO2 (%)",
-                   "sleepstream-v1"):
+                   "model: " + status["message"][:30]):
         assert needle in text, needle
     assert reader.metadata.title == "Night report: hugcdn-D2-45min.edf"
 
