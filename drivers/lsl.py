@@ -109,6 +109,17 @@ _TO_MICROVOLTS = {"v": 1e6, "volt": 1e6, "volts": 1e6, "mv": 1e3, "millivolts": 
                   "uv": 1.0, "µv": 1.0, "μv": 1.0, "microvolts": 1.0}
 
 
+def _microvolts_per_unit(unit: str) -> float | None:
+    """Factor from a declared electrical unit to uV: names (V, mV, uV, ...) or, as mne-lsl
+    writes them, the power of ten of volts ("0": V, "-3": mV, "-6": uV). None: unknown."""
+    key = unit.strip().lower()
+    if key in _TO_MICROVOLTS:
+        return _TO_MICROVOLTS[key]
+    if key.lstrip("-").isdigit() and -9 <= int(key) <= 3:
+        return float(10.0 ** (int(key) + 6))
+    return None
+
+
 def lsl_type(modality: str | None) -> str:
     """The LSL channel type written for an engine modality (``MISC`` for none)."""
     return LSL_TYPES.get(modality or "", "MISC")
@@ -132,7 +143,7 @@ def channel_specs(info: pylsl.StreamInfo, rules: Sequence[ChannelRule] = ()) -> 
         kind = str((types[i] if i < len(types) else None) or "").strip().lower()
         modality = rule.modality if rule else _MODALITY_OF_TYPE.get(kind)
         unit = str((units[i] if i < len(units) else None) or "")
-        if modality in _ELECTRICAL and unit.strip().lower() in _TO_MICROVOLTS:
+        if modality in _ELECTRICAL and _microvolts_per_unit(unit) is not None:
             unit = "uV"
         specs.append(ChannelSpec(label, fs, modality, unit))  # type: ignore[arg-type]
     return specs
@@ -145,7 +156,7 @@ def unit_scales(info: pylsl.StreamInfo, specs: Sequence[ChannelSpec]) -> np.ndar
     for i, spec in enumerate(specs):
         declared = str((units[i] if i < len(units) else None) or "").strip().lower()
         if spec.modality in _ELECTRICAL:
-            out[i] = _TO_MICROVOLTS.get(declared, 1.0)
+            out[i] = _microvolts_per_unit(declared) or 1.0
     return out
 
 

@@ -254,3 +254,32 @@ def test_the_simulated_device_writes_labels_types_and_units() -> None:
     assert full.get_channel_types() == ["EEG", "EOG", "MISC"]
     assert full.get_channel_units() == ["uV", "uV", "count"]
     del inlet, device
+
+
+async def test_mne_lsl_player_float64_volts_stream_is_read_in_microvolts() -> None:
+    mne = pytest.importorskip("mne")
+    player_lsl = pytest.importorskip("mne_lsl.player")
+    sid = f"mne-{uuid.uuid4().hex[:8]}"
+    t = np.arange(500) / 100
+    data = np.vstack([20e-6 * np.sin(2 * np.pi * 10 * t), np.full_like(t, 50e-6)])  # volts
+    raw = mne.io.RawArray(data, mne.create_info(["Fpz-Cz", "EOG horizontal"], 100.0,
+                                                ["eeg", "eog"]), verbose=False)
+    player = player_lsl.PlayerLSL(raw, chunk_size=10, name=sid, source_id=sid)
+    player.start()
+    try:
+        source = LslSource(source_id=sid, timeout_s=3.0)
+        async with source:
+            assert [(s.modality, s.unit) for s in source.channels] == [("eeg", "uV"),
+                                                                       ("eog", "uV")]
+            frames: list[Frame] = []
+            async with asyncio.timeout(5):
+                async for item in source.frames():
+                    if isinstance(item, Frame):
+                        frames.append(item)
+                        if sum(len(f) for f in frames) > 100:
+                            break
+    finally:
+        player.stop()
+    x = np.concatenate([f.data for f in frames])
+    assert 15.0 < float(np.abs(x[:, 0]).max()) <= 20.01  # uV, not V
+    np.testing.assert_allclose(x[:, 1], 50.0, rtol=1e-4)
