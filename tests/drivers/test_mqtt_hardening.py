@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
 import subprocess
@@ -91,3 +92,53 @@ async def test_broker_lost_ends_after_its_onset(private_mosquitto: Mosquitto) ->
                     break
     onset, end = [e for e in events if getattr(e, "code", "") == "broker_lost"]
     assert onset.active and not end.active and end.t - onset.t >= 0.9
+
+
+def _secured_broker(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
+    passwd = shutil.which("mosquitto_passwd")
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if passwd is None or not Path(binary).exists():
+        pytest.skip("mosquitto and mosquitto_passwd are needed (apt-get install -y mosquitto)")
+    pw = tmp_path / "pw"
+    for i, (user, secret) in enumerate((("sleepstream", "engine-pw"), ("bed-1", "d1"),
+                                        ("bed-2", "d2"))):
+        subprocess.run([passwd, "-b", *(["-c"] if i == 0 else []), str(pw), user, secret],
+                       check=True)
+    acl = Path(__file__).resolve().parents[2] / "examples" / "mosquitto-acl.conf"
+    port = free_port()
+    (tmp_path / "m.conf").write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {pw}\n"
+        f"acl_file {acl}\nlog_dest none\nuser root\n")
+    proc = subprocess.Popen([binary, "-c", str(tmp_path / "m.conf")])
+    return proc, port
+
+
+async def test_the_example_acl_lets_a_device_publish_only_into_its_own_bed(
+        tmp_path: Path) -> None:
+    from sleepstream.drivers.codecs import encode_packet
+    from sleepstream.drivers.mqtt_common import data_topic
+
+    proc, port = _secured_broker(tmp_path)
+    try:
+        await asyncio.sleep(0.5)
+        engine = BrokerSettings(port=port, username="sleepstream", password="engine-pw")
+        sources = {b: MqttSource(broker=engine, site="ward-a", bed=b,
+                                 channels=[ChannelSpec("hr", 1.0, "hr", "bpm")])
+                   for b in ("bed-1", "bed-2")}
+        async with sources["bed-1"], sources["bed-2"], aiomqtt.Client(
+                "127.0.0.1", port, username="bed-1", password="d1",
+                protocol=aiomqtt.ProtocolVersion.V5) as device:
+            for s in sources.values():
+                await asyncio.wait_for(s.connected.wait(), 5)
+            for bed, hr in (("bed-1", 60.0), ("bed-2", 25.0)):  # its own bed, then a forgery
+                for k in range(3):
+                    payload = encode_packet(seq=k, t0=float(k), fs=1.0, unit="bpm",
+                                            samples=[hr])
+                    with contextlib.suppress(aiomqtt.MqttError):  # v5: refused publishes
+                        await device.publish(data_topic("ward-a", bed, "hr"), payload, qos=1)
+            await asyncio.sleep(0.5)
+    finally:
+        proc.terminate()
+        proc.wait(5)
+    assert sources["bed-1"].stats.accepted == 3
+    assert sources["bed-2"].stats.messages == 0  # the broker kept bed-1's device out of bed-2
