@@ -183,6 +183,9 @@ class LslSource:
             raise ValueError("an LSL source needs at least one of name, stream_type, source_id")
         self.query = {k: v for k, v in (("name", name), ("type", stream_type),
                                          ("source_id", source_id)) if v}
+        if not (0 <= timeout_s <= 3600 and 0 < lost_after_s <= 3600):
+            raise ValueError("an LSL source needs 0 <= timeout_s <= 3600 and "
+                             "0 < lost_after_s <= 3600")
         self.timeout_s = timeout_s
         self.lost_after_s = lost_after_s
         self.dejitter = dejitter

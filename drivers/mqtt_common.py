@@ -147,6 +147,7 @@ def broker_from_config(config: Any) -> BrokerSettings:
         host=m.host, port=m.port, username=m.username, password=m.password,
         tls=bool(m.tls or m.ca_file or m.cert_file), tls_ca=m.ca_file, tls_cert=m.cert_file,
         tls_key=m.key_file, keepalive_s=m.keepalive_s,
+        auth_tries=int(getattr(m, "auth_tries", 3)),
     )
 
 

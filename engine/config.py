@@ -57,6 +57,7 @@ class MqttSection:
     key_file: str | None = None
     client_id: str | None = None
     keepalive_s: int = 30
+    auth_tries: int = 3  # the broker refusing the credentials this many times in a row ends run
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,8 +202,8 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
     _check_positive(engine, "engine", problems)
     if mqtt is not None and not 1 <= mqtt.port <= 65535:
         problems.append(("mqtt.port", f"{mqtt.port} is not a TCP port (1 to 65535)"))
-    if mqtt is not None and mqtt.keepalive_s < 1:
-        problems.append(("mqtt.keepalive_s", "must be >= 1"))
+    if mqtt is not None and (mqtt.keepalive_s < 1 or mqtt.auth_tries < 1):
+        problems.append(("mqtt", "keepalive_s and auth_tries must be >= 1"))
     if mqtt is not None and (mqtt.cert_file is None) != (mqtt.key_file is None):
         problems.append(("mqtt", "cert_file and key_file go together"))
     beds = _list(raw.get("beds", []), "beds", _bed, problems)

@@ -48,6 +48,7 @@ CASES = [
     ({"mqtt": "[mqtt]\nport = 0"}, "mqtt.port"),
     ({"mqtt": "[mqtt]\nport = -1"}, "mqtt.port"),
     ({"mqtt": "[mqtt]\nport = 70000"}, "mqtt.port"),
+    ({"mqtt": "[mqtt]\nauth_tries = 0"}, "mqtt"),
     ({"mqtt": "[engine]\nring_s = inf"}, "engine.ring_s"),
     ({"mqtt": "[engine]\nring_s = 1e12"}, "engine.ring_s"),
     ({"mqtt": "[engine]\nhop_s = nan"}, "engine.hop_s"),
