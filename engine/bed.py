@@ -154,13 +154,19 @@ class BedState:
         rb.push(ch.ring, grid, data, valid)
 
     def source_event(self, ev: SourceEvent) -> list[Event]:
-        """A condition of the source itself (stream lost, clock jump) as a technical alarm."""
+        """A condition of the source itself (stream lost, clock jump) as a technical alarm. It
+        names the affected channels that carry a signal: a channel without a modality (a sample
+        counter) never alarms, alone or in the list."""
         key = (ev.code, ev.channels)
+        signal = tuple(c for c in ev.channels
+                       if c not in self.channels or self.channels[c].spec.modality is not None)
+        if ev.channels and not signal:
+            return []
         if ev.active and key not in self.source_alarms:
             self.alarm_count += 1
             rule = RuleConfig(0.0, 0.0, SOURCE_PRIORITY.get(ev.code, Priority.MEDIUM))
             cond = new_condition(self.bed, ev.code, rule, message=ev.message,
-                                 channels=ev.channels, kind=AlertKind.TECHNICAL,
+                                 channels=signal, kind=AlertKind.TECHNICAL,
                                  escalate_after_s=self.escalate_after_s)
             self.source_alarms[key] = cond
             alert_id = f"{self.bed}/{ev.code}/{self.alarm_count}"

@@ -67,3 +67,11 @@ def test_hypoxemia_alarm_integrates_and_desaturations_are_events():
     # a 20-s dip to 89.5 % reaches neither
     assert [(a.onset, a.extra["criterion_t"]) for a in hyp90] == [(200.0, 210.0)]
     assert {a.code for a in desats} == {"desat3", "desat4"}
+
+
+def test_source_fault_on_counter_channels_names_only_signal_channels():
+    bed = _bed()
+    bed.push(_frame(0, 5, True))
+    assert bed.source_event(SourceEvent("packet_loss", ("counter-1Hz",), 5.0, True, "x")) == []
+    [a] = bed.source_event(SourceEvent("packet_loss", ("SpO2", "counter-1Hz"), 5.0, True, "x"))
+    assert a["channels"] == ["SpO2"]
