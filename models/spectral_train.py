@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ from sleepstream.engine.types import FloatArray
 from sleepstream.models.spectral_data import DERIVATIONS, Night
 
 REFERENCE_FS = 100.0
+log = logging.getLogger(__name__)
 
 
 def bases(night: Night) -> dict[str, FloatArray]:
@@ -51,15 +53,10 @@ def fit_prior(nights: Iterable[Night]) -> NormPrior:
     return NormPrior(np.nanmean(b, axis=0), np.nanstd(b, axis=0), PRIOR_EPOCHS)
 
 
-def features(night: Night, prior: NormPrior, head: str) -> dict[str, FloatArray]:
-    """Per derivation, the (n, F) model input; the ``no_gamma`` head sees gamma as missing."""
-    out = {}
-    for d, b in bases(night).items():
-        if head == "no_gamma":
-            b = b.copy()
-            b[:, 4] = np.nan
-        out[d] = night_features(b, prior)
-    return out
+def features(night: Night, prior: NormPrior) -> dict[str, FloatArray]:
+    """Per derivation, the (n, F) model input. Every base dimension is normalised on its own,
+    so the ``no_gamma`` head's columns are the same numbers as without gamma."""
+    return {d: night_features(b, prior) for d, b in bases(night).items()}
 
 
 def fit_head(x: FloatArray, y: np.ndarray, head: str, c: float = 0.5) -> MlpHead:
@@ -73,12 +70,14 @@ def fit_head(x: FloatArray, y: np.ndarray, head: str, c: float = 0.5) -> MlpHead
     return MlpHead(cols, mean, scale, (lr.coef_.T.copy(),), (lr.intercept_.copy(),), 1.0)
 
 
-def train(nights: list[Night], head: str) -> tuple[NormPrior, MlpHead]:
+def train(
+    nights: list[Night], heads: tuple[str, ...] = HEADS
+) -> tuple[NormPrior, dict[str, MlpHead]]:
     prior = fit_prior(nights)
-    feats = [features(n, prior, head) for n in nights]
+    feats = [features(n, prior) for n in nights]
     x = np.concatenate([f[d] for f in feats for d in DERIVATIONS])
     y = np.concatenate([n.stages for n in nights for _ in DERIVATIONS])
-    return prior, fit_head(x, y, head)
+    return prior, {h: fit_head(x, y, h) for h in heads}
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,11 +100,13 @@ def cross_validate(nights: list[Night], k: int, heads: tuple[str, ...] = HEADS) 
     logits: dict[str, list[dict[str, FloatArray]]] = {h: [{} for _ in nights] for h in heads}
     for f in range(k):
         train_n = [n for n, g in zip(nights, folds, strict=True) if g != f]
-        for h in heads:
-            prior, model = train(train_n, h)
-            for i, (n, g) in enumerate(zip(nights, folds, strict=True)):
-                if g == f:
-                    logits[h][i] = {d: model.logits(x) for d, x in features(n, prior, h).items()}
+        prior, models = train(train_n, heads)
+        for i, (n, g) in enumerate(zip(nights, folds, strict=True)):
+            if g == f:
+                feats = features(n, prior)
+                for h in heads:
+                    logits[h][i] = {d: models[h].logits(x) for d, x in feats.items()}
+        log.info("fold %d of %d done", f + 1, k)
     return HeldOut(logits, [n.stages for n in nights], folds)
 
 

@@ -5,9 +5,10 @@ current and the previous 30-s epoch (a ring two epochs deep, by absolute sample 
 channel's causal feature state (``spectral_features``: the per-bed normalisation carries the
 channel's montage). When the decoder closes an epoch, ``epoch_probs`` summarises every EEG
 channel that was valid for at least ``MIN_VALID`` of the epoch, runs the head that fits its
-rate (gamma needs >= 100 Hz), and combines the channels' calibrated probabilities (summed
-log-probabilities). Amplitudes are taken in volts; EEG in microvolts (an epoch's standard
-deviation above 1 mV-as-volts) is converted.
+rate (gamma needs >= 100 Hz), and combines the channels' calibrated probabilities by their
+geometric mean (the channels of one head see the same brain: not independent evidence).
+Amplitudes are taken in volts; EEG in microvolts (an epoch's standard deviation above 1e-3 in
+its units) is converted.
 """
 
 from __future__ import annotations
@@ -101,5 +102,6 @@ def epoch_probs(
         used.append(name)
     if not used:
         return None, (), subset
+    logp /= len(used)  # geometric mean: channels of one head are not independent evidence
     p = np.exp(logp - logp.max())
     return p / p.sum(), tuple(used), subset
