@@ -100,6 +100,10 @@ def print_summary(beds: list[BedRuntime], tally: TallySink, out: TextIO) -> None
 def main(args: argparse.Namespace) -> int:
     address = args.cluster or load_config(args.config).cluster.address
     if address:  # the same beds, sharded (sleepstream.cluster)
+        if args.http or args.store:
+            print("sleepstream run --cluster: --http and --store are per process and not yet "
+                  "available with --cluster", file=sys.stderr)
+            return 2
         try:
             from sleepstream.cluster.runner import run_cluster
         except ImportError as exc:
