@@ -74,3 +74,40 @@ def test_live_eeg_path_stages_each_epoch(fs: float) -> None:
         assert subset == ("eeg" if fs >= 100 else "eeg_below_100hz")
     p, used, _ = epoch_probs(state, 120.0)  # nothing written for this epoch: no claim
     assert p is None and used == ()
+
+
+def _blocks(rng: np.random.Generator, with_eeg: bool, seconds: int = 60):  # type: ignore[no-untyped-def]
+    from sleepstream.engine.protocols import Block
+
+    for t in range(0, seconds, 10):
+        hr = np.full(10, 60.0, np.float32) + rng.normal(0, 1, 10).astype(np.float32)
+        native = {"HR": ChannelBlock("HR", "hr", 1.0, float(t), hr, np.ones(10, bool))}
+        model = dict(native)
+        if with_eeg:
+            x = _eeg(rng, 256.0, 10, 40.0)
+            native["C4-M1"] = ChannelBlock("C4-M1", "eeg", 256.0, float(t), x,
+                                           np.ones(x.size, bool))
+            xm = x[:: 256 * 10 // 1000][:1000]  # crude 100 Hz feed for the token path
+            model["C4-M1"] = ChannelBlock("C4-M1", "eeg", 100.0, float(t), xm,
+                                          np.ones(xm.size, bool))
+        yield Block("bed", float(t), float(t + 10), native, model, frozenset())
+
+
+@pytest.mark.parametrize("with_eeg", [True, False])
+def test_stage_events_name_the_classes_of_the_validity_table(with_eeg: bool) -> None:
+    from sleepstream.engine.inference.staging import StagingProcessor
+    from sleepstream.engine.types import StageEstimate
+
+    proc = StagingProcessor("bed")
+    assert proc.spectral is not None
+    out = [e for b in _blocks(np.random.default_rng(1), with_eeg) for e in proc.process(b)]
+    stages = [e for e in out if isinstance(e, StageEstimate)]
+    assert [s.epoch_start for s in stages] == [0.0, 30.0]
+    for s in stages:
+        ev = s.to_event()
+        if with_eeg:
+            assert ev["classes"] == list(CLASS_SETS[proc.spectral.classes_for("eeg")])
+            assert ev["stage"] in ev["classes"] and "eeg" in ev["modalities"]
+        else:  # the token path has no real-data figure: it abstains
+            assert proc.spectral.classes_for("tokens") == "none"
+            assert ev["stage"] is None and ev["classes"] == [] and ev["confidence"] == 0.0
