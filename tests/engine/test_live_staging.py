@@ -66,6 +66,8 @@ class Oximeter:
 async def _run(n_beds: int):
     config = parse_config({
         "engine": {"live_grace_s": 2.0},
+        # the token path's own confidences: sleepstream-v1 (v2 abstains without EEG)
+        "model": {"checkpoint": str(DEFAULT_MODEL_DIR.parent / "sleepstream-v1")},
         "beds": [{"id": f"bed-{i}", "sources": [{"kind": "edf", "path": "-"}]}
                  for i in range(n_beds)],
     })
