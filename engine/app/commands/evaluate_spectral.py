@@ -158,10 +158,8 @@ def main(args: argparse.Namespace) -> int:
     if args.save is not None:
         from dataclasses import replace
 
-        heads = {}
-        for head in held.logits:
-            prior, model = st.train(nights, head)
-            heads[head] = replace(model, temperature=temps[head])
+        prior, fitted = st.train(nights, tuple(held.logits))
+        heads = {h: replace(m, temperature=temps[h]) for h, m in fitted.items()}
         st.save(args.save, prior, heads, table,
                 {"trained_on": "Sleep-EDF SC4001-SC4092, 20 nights (trimmed)",
                  "figures": {h: {k: v for k, v in f.items() if k in ("single", "both")}
