@@ -257,11 +257,14 @@ class StagingProcessor:
         best = int(p.argmax())
         if self._eeg is not None:
             return self._claim(epoch_start, p, used, missing, coverage)
+        if not used:  # no modality carried the epoch: abstain, with no probabilities
+            return StageEstimate(self.bed, float(epoch_start), float(self.epoch_s), None, {},
+                                 0.0, used, missing)
         return StageEstimate(
             bed=self.bed,
             epoch_start=float(epoch_start),
             epoch_s=float(self.epoch_s),
-            stage=STAGES[best] if used else None,  # abstain when no modality carried the epoch
+            stage=STAGES[best],
             probs={s: float(x) for s, x in zip(STAGES, p, strict=True)},
             confidence=float(p[best]) * coverage,
             modalities=used,
@@ -284,8 +287,8 @@ class StagingProcessor:
             subset = "tokens"
         kind = self.spectral.classes_for(subset) if used else "none"
         probs = {s: float(x) for s, x in zip(STAGES, p, strict=True)}
-        if kind == "none":  # nothing shown on real data for this subset: abstain
-            return StageEstimate(self.bed, float(epoch_start), float(self.epoch_s), None, probs,
+        if kind == "none":  # nothing shown on real data for this subset: abstain, no probabilities
+            return StageEstimate(self.bed, float(epoch_start), float(self.epoch_s), None, {},
                                  0.0, used, missing, classes=())
         q = np.zeros(len(CLASS_SETS[kind]))
         np.add.at(q, np.asarray(COLLAPSE[kind]), p)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "sleepstream-v1"
+from sleepstream.engine.inference.model_files import DEFAULT_MODEL_DIR
+
+DEFAULT_CHECKPOINT = DEFAULT_MODEL_DIR  # the shipped model (its model.npz for export/evaluate)
 
 
 def add_data(p: argparse.ArgumentParser) -> None:

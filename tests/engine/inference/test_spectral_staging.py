@@ -111,3 +111,4 @@ def test_stage_events_name_the_classes_of_the_validity_table(with_eeg: bool) -> 
         else:  # the token path has no real-data figure: it abstains
             assert proc.spectral.classes_for("tokens") == "none"
             assert ev["stage"] is None and ev["classes"] == [] and ev["confidence"] == 0.0
+            assert ev["probs"] == {}  # an abstaining stage carries no probabilities
