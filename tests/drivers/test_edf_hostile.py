@@ -16,7 +16,7 @@ from sleepstream.drivers.edf import read_recording
 from sleepstream.engine.errors import RecordingError
 from tests.drivers.test_edf import _write_edf
 
-FUZZ_EXAMPLES = int(os.environ.get("SLEEPSTREAM_FUZZ_EXAMPLES", "2000"))
+FUZZ_EXAMPLES = int(os.environ.get("SLEEPSTREAM_FUZZ_EXAMPLES", "400"))
 _WIDTHS = {"label": (0, 16), "digital_min": (120, 8), "digital_max": (128, 8),
            "samples": (216, 8)}
 

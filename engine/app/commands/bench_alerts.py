@@ -37,7 +37,7 @@ from sleepstream.drivers.edf import EdfSource, Recording, read_recording
 from sleepstream.engine.alerts import apnea_minutes as am
 from sleepstream.engine.alerts import respiration
 from sleepstream.engine.alerts.config import DEFAULT
-from sleepstream.engine.app.commands.evaluate_alerts import _reference_times
+from sleepstream.engine.app.commands.evaluate_alerts import reference_times
 from sleepstream.engine.app.compose import build_engine, replay_config
 from sleepstream.engine.config import Config, ModelSection
 from sleepstream.engine.report import print_figures
@@ -114,7 +114,7 @@ def pipeline_reference(rec: Recording) -> dict[str, list[float]]:
     ref: dict[str, list[float]] = {}
     for s in rec.signals:
         if s.spec.modality == "spo2" and "desat3" not in ref:
-            ref.update(_reference_times(am.clean_spo2(s.data, s.valid), rec.duration))
+            ref.update(reference_times(am.clean_spo2(s.data, s.valid), rec.duration))
     flow = next((s for s in rec.signals if s.spec.modality == "resp"
                  and any(k in s.label.lower() for k in ("flow", "nasal"))), None)
     if flow is not None:

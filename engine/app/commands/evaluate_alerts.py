@@ -221,7 +221,7 @@ def evaluate_epochs(folder: Path, model: am.LogisticModel) -> dict[str, Any]:
     return fig
 
 
-def _reference_times(spo2: FloatArray, t_stop: float) -> dict[str, list[float]]:
+def reference_times(spo2: FloatArray, t_stop: float) -> dict[str, list[float]]:
     """Independent whole-night criterion times: the first second at which each criterion has
     held for its delay (default rules), from run lengths over the full arrays."""
     from sleepstream.engine.alerts.config import DEFAULT
@@ -286,7 +286,7 @@ def latency(folder: Path, nights: int) -> dict[str, Any]:
                 elif isinstance(a, dict) and a.get("type") == "event":
                     found.append((str(a["code"]), float(a["detected_at"])))
         s = next(s for s in rec.signals if s.spec.modality == "spo2")
-        ref = _reference_times(am.clean_spo2(s.data, s.valid), float(len(s.data)))
+        ref = reference_times(am.clean_spo2(s.data, s.valid), float(len(s.data)))
         for code, times in ref.items():
             emitted = np.asarray(sorted(t for c, t in found if c == code))
             for c in times:
