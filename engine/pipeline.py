@@ -27,6 +27,7 @@ from sleepstream.engine.alerts.condition import new_condition, raise_condition
 from sleepstream.engine.alerts.config import RuleConfig
 from sleepstream.engine.bed import BedState
 from sleepstream.engine.clock import EngineClock
+from sleepstream.engine.errors import SleepstreamError
 from sleepstream.engine.protocols import (
     ChannelsAnnounced,
     DeferredProcessor,
@@ -195,9 +196,12 @@ class Engine:
         try:
             await self._bed_tasks(bed)
         except Exception as exc:  # one bed's failure never stops the others
-            log.exception("bed %s failed", bed.state.bed)
             while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
                 exc = exc.exceptions[0]
+            if isinstance(exc, SleepstreamError):  # what a device, file or config did: one line
+                log.error("bed %s failed: %s", bed.state.bed, exc)
+            else:  # a bug: the traceback is what a developer needs
+                log.exception("bed %s failed", bed.state.bed)
             bed.failed = f"{type(exc).__name__}: {exc}"
             name = bed.state.bed
             cond = new_condition(name, "bed_failed", RuleConfig(0.0, 0.0, Priority.HIGH),

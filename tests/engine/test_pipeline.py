@@ -6,11 +6,14 @@ Drivers here are small in-test sources; a failing one is a fault injected on pur
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import numpy as np
+import pytest
 
 from sleepstream.engine.bed import BedState
 from sleepstream.engine.clock import MonotonicClock, ReplayClockState
+from sleepstream.engine.errors import SourceError
 from sleepstream.engine.pipeline import BedRuntime, Engine, EngineSettings
 from sleepstream.engine.sinks import MemorySink
 from sleepstream.engine.types import ChannelSpec, Frame
@@ -22,10 +25,11 @@ EEG = ChannelSpec("EEG C4-M1", 100.0, "eeg", "uV", -500.0, 500.0)
 class ListSource:
     """Yields prepared frames; ``fail_after`` raises mid-stream (an injected device fault)."""
 
-    def __init__(self, specs, frames, *, fail_after=None, delay=0.0):
+    def __init__(self, specs, frames, *, fail_after=None, delay=0.0, error=None):
         self._specs = tuple(specs)
         self._frames = frames
         self.fail_after = fail_after
+        self.error = error or RuntimeError("device sent something nobody expected")
         self.delay = delay
 
     @property
@@ -41,7 +45,7 @@ class ListSource:
     async def frames(self):
         for i, f in enumerate(self._frames):
             if self.fail_after is not None and i >= self.fail_after:
-                raise RuntimeError("device sent something nobody expected")
+                raise self.error
             if self.delay:
                 await asyncio.sleep(self.delay)
             yield f
@@ -73,6 +77,21 @@ def test_a_failing_bed_stops_alone_and_says_so():
     assert bad.failed is not None and "nobody expected" in bad.failed
     failed = [e for e in sink.events if e.get("code") == "bed_failed"]
     assert len(failed) == 1 and failed[0]["bed"] == "bad" and failed[0]["kind"] == "technical"
+
+
+@pytest.mark.parametrize("known", [True, False])
+def test_a_bed_failed_by_its_input_logs_one_line_a_bug_its_traceback(
+    known: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    error = SourceError("the broker refused the credentials") if known else KeyError("bug")
+    bad = _bed("bad", ListSource([SPO2], _frames(SPO2, 20, value=96.0), fail_after=5,
+                                 error=error))
+    engine = Engine([bad], [MemorySink()], clock=ReplayClockState(), settings=EngineSettings())
+    with caplog.at_level(logging.ERROR, logger="sleepstream.engine.pipeline"):
+        asyncio.run(engine.run())
+    (record,) = [r for r in caplog.records if "bed bad failed" in r.getMessage()]
+    assert (record.exc_info is None) == known
+    assert bad.failed is not None and type(error).__name__ in bad.failed
 
 
 def test_frames_with_undeclared_channels_are_counted_and_dropped():
