@@ -9,6 +9,7 @@ import asyncio
 import json
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -107,15 +108,20 @@ class JsonlSink:
 class ConsoleSink:
     """Prints events as readable lines (stages, alerts, status)."""
 
-    def __init__(self, *, stream: TextIO | None = None, alerts_only: bool = False) -> None:
+    def __init__(self, *, stream: TextIO | None = None, alerts_only: bool = False,
+                 write: Callable[[str], None] | None = None) -> None:
         self.stream = stream or sys.stdout
         self.alerts_only = alerts_only
+        self.write = write  # instead of printing: e.g. around a progress bar
         self.written = 0
 
     async def emit(self, event: Event) -> None:
         if (self.alerts_only and event.get("type") != "alert") or not worth_showing(event):
             return
-        print(format_event(event), file=self.stream, flush=False)
+        if self.write is not None:
+            self.write(format_event(event))
+        else:
+            print(format_event(event), file=self.stream, flush=False)
         self.written += 1
 
     async def aclose(self) -> None:

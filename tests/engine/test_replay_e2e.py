@@ -112,3 +112,31 @@ def test_replay_command_writes_jsonl_and_a_summary(data_dir, tmp_path, capsys):
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert lines[0]["type"] == "status"
     assert all(e["bed"] == "replay" for e in lines)
+
+
+def test_progress_bar_counts_the_recording_and_lifts_off_for_console_lines(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import io
+
+    from sleepstream.engine.app.commands.replay import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    term = Terminal()
+    progress = Progress(term)
+
+    class Night:
+        duration = 120.0
+
+    progress.start(Night())  # type: ignore[arg-type]
+    progress(None, 60.4)  # type: ignore[arg-type]
+    progress.write("[00:01:00] replay an event line")
+    progress(None, 500.0)  # type: ignore[arg-type]  (never past the end)
+    progress.close()
+    assert progress.bar is not None and progress.bar.n == 120
+    assert capsys.readouterr().out == "[00:01:00] replay an event line\n"  # a whole line
+    drawn = term.getvalue()
+    assert "100%" in drawn and "120/120" in drawn

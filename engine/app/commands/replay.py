@@ -11,6 +11,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
+from tqdm import tqdm
+
+from sleepstream.drivers.edf import Recording
 from sleepstream.drivers.edf_annotations import EdfAnnotationSink
 from sleepstream.engine.app.night_replay import prepare_replay
 from sleepstream.engine.config import Config, ModelSection, load_config
@@ -35,28 +38,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 class Progress:
-    """A progress bar on stderr (a line every 10 % when stderr is not a terminal)."""
+    """The replay's progress: a tqdm bar on stderr while that is a terminal (nothing otherwise).
+    Console lines go through ``write``, which lifts the bar off its line first, so an event
+    never shares a line with it."""
 
-    def __init__(self, total_s: float, stream: TextIO | None = None) -> None:
-        self.total = max(total_s, 1e-9)
+    def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty()
-        self.last = -1
+        self.bar: tqdm[Any] | None = None
+
+    def start(self, recording: Recording) -> Progress:
+        self.bar = tqdm(total=round(recording.duration), unit="s", desc="replay",
+                        file=self.stream, disable=not self.stream.isatty(), dynamic_ncols=True)
+        return self
 
     def __call__(self, bed: BedRuntime, t: float) -> None:
-        frac = min(1.0, t / self.total)
-        step = int(frac * (50 if self.tty else 10))
-        if step == self.last:
-            return
-        self.last = step
-        if self.tty:
-            bar = "#" * int(frac * 30)
-            self.stream.write(f"\r  replay [{bar:<30}] {frac * 100:5.1f}% {t:8.0f} s")
-            if frac >= 1.0:
-                self.stream.write("\n")
-        else:
-            self.stream.write(f"  replay {frac * 100:5.1f}% ({t:.0f} s)\n")
-        self.stream.flush()
+        if self.bar is not None and self.bar.total:
+            self.bar.update(max(0, min(round(t), self.bar.total) - self.bar.n))
+
+    def write(self, line: str) -> None:
+        tqdm.write(line, file=sys.stdout)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def main(args: argparse.Namespace) -> int:
@@ -64,19 +68,23 @@ def main(args: argparse.Namespace) -> int:
     if args.no_model:
         base = replace(base, model=ModelSection(checkpoint="none", backend=base.model.backend))
     tally = TallySink()
+    progress = Progress()
     extra: list[Any] = [tally]
     if not args.quiet:
-        extra.append(ConsoleSink(alerts_only=args.alerts_only))
+        extra.append(ConsoleSink(alerts_only=args.alerts_only, write=progress.write))
     if args.edf_annotations is not None:
         extra.append(EdfAnnotationSink(args.edf_annotations, like=args.path))
     night = prepare_replay(args.path, base, bed=args.bed,
                            speed=None if args.max_speed else args.speed, jsonl=args.out,
-                           extra_sinks=extra, progress=lambda rec: Progress(rec.duration))
+                           extra_sinks=extra, progress=progress.start)
     engine, beds, model, recording = night.engine, [night.bed], night.model, night.recording
     print(f"sleepstream replay {args.path.name}: {recording.duration / 3600:.2f} h, "
           f"{len(recording.signals)} channels; {model.description}", file=sys.stderr)
     wall0 = time.perf_counter()
-    asyncio.run(engine.run())
+    try:
+        asyncio.run(engine.run())
+    finally:
+        progress.close()
     wall = time.perf_counter() - wall0
     print_summary(recording.duration, wall, beds[0], tally, sys.stdout)
     return 1 if beds[0].failed else 0
