@@ -54,7 +54,9 @@ def stream_probs(
 
 
 def confusion(truth: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
-    return np.bincount(truth * n + pred, minlength=n * n).reshape(n, n)
+    from sklearn.metrics import confusion_matrix
+
+    return confusion_matrix(truth, pred, labels=np.arange(n))
 
 
 def rem_latency_min(stages: np.ndarray, rem: int, wake: int = 0, epoch_s: int = 30) -> float:
@@ -74,15 +76,15 @@ def scores(
     ok = [t >= 0 for t in truths]
     t_all = np.concatenate([t[k] for t, k in zip(truths, ok, strict=True)])
     p_all = np.concatenate([p[k] for p, k in zip(preds, ok, strict=True)])
+    from sklearn.metrics import cohen_kappa_score, f1_score
+
     cm = confusion(t_all, p_all, n)
     total = cm.sum()
     acc = float(np.trace(cm) / total) if total else float("nan")
-    pe = float((cm.sum(0) * cm.sum(1)).sum() / total**2) if total else float("nan")
-    kappa = (acc - pe) / (1 - pe) if pe < 1 else float("nan")
-    f1 = {}
-    for i, s in enumerate(names):
-        tp, fp, fn = cm[i, i], cm[:, i].sum() - cm[i, i], cm[i, :].sum() - cm[i, i]
-        f1[s] = float(2 * tp / (2 * tp + fp + fn)) if (2 * tp + fp + fn) else float("nan")
+    agree = total and len(np.unique(np.concatenate([t_all, p_all]))) > 1
+    kappa = float(cohen_kappa_score(t_all, p_all)) if agree else float("nan")
+    per = f1_score(t_all, p_all, labels=np.arange(n), average=None, zero_division=np.nan)
+    f1 = {s: float(per[i]) for i, s in enumerate(names)}
     present = [s for i, s in enumerate(names) if cm[i, :].sum() > 0]
     macro = float(np.mean([f1[s] for s in present])) if present else float("nan")
     rem = names.index("REM")

@@ -95,15 +95,12 @@ def _features(spo2: FloatArray | None, hr: FloatArray, n: int) -> tuple[FloatArr
 
 
 def auroc(y: np.ndarray, p: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney, ties averaged)."""
-    from scipy.stats import rankdata
+    """Area under the ROC curve (scikit-learn); NaN when only one class is present."""
+    from sklearn.metrics import roc_auc_score
 
-    n1 = int(y.sum())
-    n0 = y.size - n1
-    if n1 == 0 or n0 == 0:
+    if y.all() or not y.any():
         return float("nan")
-    r = rankdata(p)
-    return float((r[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+    return float(roc_auc_score(y, p))
 
 
 def binary(y: np.ndarray, pred: np.ndarray, score: np.ndarray) -> dict[str, float]:
