@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import sqlite3
 from pathlib import Path
@@ -44,10 +45,12 @@ async def _scenario(tmp_path: Path, broker) -> Path:
             await page.goto(f"{st.url}/?token={TOKEN}")  # sets the cookie, then the page
             tile = page.locator(f'.tile[data-bed="{BED}"]')
             await tile.wait_for(timeout=10_000)
+            # the page re-renders tiles and rows from each update: locators, never element
+            # handles (a handle to a replaced element never changes again)
+            expect = playwright_api.expect
             stage = tile.locator('[data-role="stage"]')
-            await page.wait_for_function(
-                "el => ['W','N1','N2','N3','REM','—'].includes(el.textContent.trim())",
-                arg=await stage.element_handle(), timeout=20_000)
+            await expect(stage).to_have_text(re.compile(r"^\s*(W|N1|N2|N3|REM|—)\s*$"),
+                                             timeout=20_000)
             first = next(e for e in st.events.events if e.get("type") == "stage")
             assert await stage.text_content() in (first["stage"] or "—", "W", "N1", "N2", "N3",
                                                   "REM", "—")
@@ -62,12 +65,10 @@ async def _scenario(tmp_path: Path, broker) -> Path:
             button = page.locator(f'button[data-ack="{active["id"]}"]')
             await button.click(timeout=10_000)
             row = page.locator(f'#alarms tr[data-alarm-id="{active["id"]}"]')
-            await page.wait_for_function(
-                "el => el.dataset.state === 'acknowledged' || el.dataset.state === 'ended'",
-                arg=await row.element_handle(), timeout=10_000)
-            await page.wait_for_function(
-                f"el => el.querySelector('[data-role=acked]').textContent.includes('{OPERATOR}')",
-                arg=await row.element_handle(), timeout=10_000)
+            await expect(row).to_have_attribute("data-state", re.compile("acknowledged|ended"),
+                                                timeout=20_000)
+            await expect(row.locator("[data-role=acked]")).to_contain_text(OPERATOR,
+                                                                          timeout=20_000)
         finally:
             await browser.close()
         # in the engine: the alarm's transition and the receipt naming who acknowledged it
