@@ -1,4 +1,4 @@
-"""Lab Streaming Layer source (one stream of one bed) and marker sink.
+"""Lab Streaming Layer source: one stream of one bed (the marker sink is ``drivers.lsl_sink``).
 
 Source: resolves a stream by name / type / source_id; one missing after ``timeout_s`` is a
 ``stream_lost`` technical alarm and is looked for again with capped backoff (its channels are
@@ -25,7 +25,6 @@ fills them as invalid by timestamp). Device NaN samples are invalid and raise ``
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 import time
@@ -41,7 +40,7 @@ from sleepstream.drivers.runs import sensor_off_events
 from sleepstream.engine.channel_map import ChannelRule, modality_of
 from sleepstream.engine.clock import EngineClock, MonotonicClock
 from sleepstream.engine.errors import SourceError, SourceNotFoundError
-from sleepstream.engine.protocols import ChannelsAnnounced, Event, SourceEvent
+from sleepstream.engine.protocols import ChannelsAnnounced, SourceEvent
 from sleepstream.engine.types import ChannelSpec, Frame
 
 log = logging.getLogger(__name__)
@@ -406,27 +405,6 @@ class LslSource:
         return timeline.a + seq / timeline.fs + self._lsl_to_engine
 
 
-class LslMarkerSink:
-    """An irregular-rate string outlet: one JSON event per marker (stages, alerts, status)."""
-
-    def __init__(self, *, name: str = "sleepstream-events", source_id: str = "",
-                 stream_type: str = "Markers") -> None:
-        info = pylsl.StreamInfo(name, stream_type, 1, pylsl.IRREGULAR_RATE, pylsl.cf_string,
-                                source_id or f"sleepstream-events-{name}")
-        self._outlet: pylsl.StreamOutlet | None = pylsl.StreamOutlet(info)
-        self.info = info
-        self.pushed = 0
-
-    async def emit(self, event: Event) -> None:
-        if self._outlet is None:
-            return
-        self._outlet.push_sample([json.dumps(event, separators=(",", ":"), default=str)])
-        self.pushed += 1
-
-    async def aclose(self) -> None:
-        self._outlet = None
-
-
 def source_from_config(opts: Mapping[str, Any], *, bed: Any, config: Any,
                        clock: EngineClock | None = None) -> LslSource:
     """Build a source from a ``[[beds.sources]]`` table of kind ``lsl``."""
@@ -441,7 +419,3 @@ def source_from_config(opts: Mapping[str, Any], *, bed: Any, config: Any,
         rules=tuple(getattr(bed, "channel_rules", ())),
         clock=clock,
     )
-
-
-def sink_from_config(opts: Mapping[str, Any], *, config: Any) -> LslMarkerSink:
-    return LslMarkerSink(name=str(opts.get("name", "sleepstream-events")))

@@ -116,7 +116,7 @@ def make_sink(sink: SinkConfig, config: Config) -> Sink:
 
         return mqtt_sink(opts, config=config)
     if sink.kind == "lsl":
-        from sleepstream.drivers.lsl import sink_from_config as lsl_sink
+        from sleepstream.drivers.lsl_sink import sink_from_config as lsl_sink
 
         return lsl_sink(opts, config=config)
     if sink.kind == "edf":

@@ -10,7 +10,8 @@ import numpy as np
 import pylsl
 import pytest
 
-from sleepstream.drivers.lsl import LslMarkerSink, LslSource
+from sleepstream.drivers.lsl import LslSource
+from sleepstream.drivers.lsl_sink import LslMarkerSink
 from sleepstream.engine.protocols import ChannelsAnnounced, SourceEvent
 from sleepstream.engine.types import Frame
 
