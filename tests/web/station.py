@@ -101,19 +101,16 @@ async def wait_until(predicate, timeout_s: float, every_s: float = 0.05):
 
 
 def get(url: str, token: str | None = TOKEN) -> tuple[int, str]:
-    req = urllib.request.Request(url)
-    if token is not None:
-        req.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=5) as res:
-            return res.status, res.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
+    return _request(urllib.request.Request(url), token)
 
 
 def post(url: str, body: bytes, token: str | None = TOKEN) -> tuple[int, str]:
-    req = urllib.request.Request(url, data=body, method="POST",
-                                 headers={"Content-Type": "application/json"})
+    return _request(urllib.request.Request(url, data=body, method="POST",
+                                           headers={"Content-Type": "application/json"}), token)
+
+
+def _request(req: urllib.request.Request, token: str | None) -> tuple[int, str]:
+    """Status and body of one request (with the bearer token when given), errors included."""
     if token is not None:
         req.add_header("Authorization", f"Bearer {token}")
     try:
