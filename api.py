@@ -121,6 +121,7 @@ def _analyze_file(
     progress: bool, bed: str, *, position: int = 0,
 ) -> Any:
     from sleepstream.report.night import Night
+    from sleepstream.report.validity import model_dir
 
     rules = _rules(path, base, channels, modalities)
     memory = MemorySink()
@@ -146,7 +147,8 @@ def _analyze_file(
             bar[0].close()
     if night.bed.failed:
         raise SleepstreamError(f"{path.name}: the replay failed: {night.bed.failed}")
-    return Night.from_events(memory.events, night.recording)
+    staged_by = model_dir(base.model.checkpoint) if night.model.factory is not None else None
+    return Night.from_events(memory.events, night.recording, model_dir=staged_by)
 
 
 def _analyze_folder(

@@ -24,6 +24,7 @@ from sleepstream.engine.errors import RecordingError
 from sleepstream.engine.types import STAGES
 from sleepstream.report.hypnogram import Hypnogram
 from sleepstream.report.statistics import DEFINITIONS, event_statistics, scored_events
+from sleepstream.report.validity import model_dir_from_status, validity_table
 
 Event = Mapping[str, Any]
 Trend = npt.NDArray[np.float64]
@@ -48,6 +49,7 @@ class NightInfo:
     channels: tuple[Channel, ...] = ()
     model: str = ""
     bed: str = ""
+    model_dir: Path | None = None  # the checkpoint that staged it (its validity table)
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -68,8 +70,11 @@ class Night:
 
     @classmethod
     def from_events(
-        cls, events: Iterable[Event], recording: Recording | None = None, *, name: str = ""
+        cls, events: Iterable[Event], recording: Recording | None = None, *, name: str = "",
+        model_dir: Path | None = None,
     ) -> Night:
+        """``model_dir``: the checkpoint that staged the events; by default the shipped model
+        when the run's status names it."""
         raw = tuple(events)
         status = next((e for e in raw if e.get("type") == "status" and "message" in e), {})
         start = recording.start if recording is not None else _parse_start(status.get("start"))
@@ -80,6 +85,8 @@ class Night:
             duration_s=recording.duration if recording is not None else _last_time(raw),
             channels=_channels(recording) if recording is not None else (),
             model=str(status.get("message", "")), bed=str(status.get("bed", "")),
+            model_dir=(model_dir if model_dir is not None
+                       else model_dir_from_status(str(status.get("message", "")))),
         )
         hyp = Hypnogram.from_events(raw, duration_s=info.duration_s, start=start)
         if recording is None:
@@ -88,7 +95,8 @@ class Night:
                    trend(recording, "hr"), _cardiac_seconds(recording))
 
     @classmethod
-    def from_jsonl(cls, path: str | Path, recording: Recording | None = None) -> Night:
+    def from_jsonl(cls, path: str | Path, recording: Recording | None = None, *,
+                   model_dir: Path | None = None) -> Night:
         """Read the events a ``replay --out`` or a ``jsonl`` sink wrote."""
         path = Path(path)
         events = []
@@ -105,7 +113,7 @@ class Night:
                 raise RecordingError(f"{path}:{i}: not a JSON event ({exc.msg})") from exc
             if isinstance(event, dict):
                 events.append(event)
-        return cls.from_events(events, recording,
+        return cls.from_events(events, recording, model_dir=model_dir,
                                name="" if recording is not None else path.name)
 
     # ---- tables -------------------------------------------------------------------------------
@@ -188,6 +196,11 @@ class Night:
         al = al.rename(columns={"kind": "what"})
         al["what"] = al["what"].astype(str) + " alarm"
         return pd.concat([ev, al], ignore_index=True)
+
+    def validity(self) -> pd.DataFrame:
+        """The model's real-data validity table for this night: per staging path, the classes it
+        may claim, its held-out figures, whether this recording fed it, epochs staged by it."""
+        return validity_table(self)
 
     def plot(self) -> Any:
         """A matplotlib Figure: hypnogram with confidence, SpO2 and heart-rate trends with

@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 
 from sleepstream.engine.errors import SinkError
 from sleepstream.report.plots import draw_night, night_figure
+from sleepstream.report.validity import PATH_NAMES, validity_note, validity_table
 
 if TYPE_CHECKING:
     from sleepstream.report.night import Night
@@ -102,6 +103,10 @@ def render_html(night: Night) -> str:
         for k, r in stats.iterrows())
     counts = night.event_counts().to_html(index=False, border=0, classes="t")
     use = model_use(night).to_html(index=False, border=0, classes="t", float_format="%.2f")
+    valid = validity_table(night)
+    valid_html = (valid.to_html(index=False, border=0, classes="t", float_format="%.3f",
+                                na_rep="-") if not valid.empty else "")
+    note = html.escape(validity_note(night))
     title = f"Night report: {html.escape(night.info.name)}"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
@@ -121,8 +126,9 @@ tr:nth-child(even){{background:#f4f4f4}} .num{{text-align:right;font-variant-num
 </table></div>
 <div><h2>Events and alarms</h2>{counts}
 <h2>Model and modalities</h2>{use}
-<p>Stages are causal (each epoch staged when it ended). The model card lists the modality
-subsets the model was measured on and its accuracy on each.</p></div></div>
+<p>Stages are causal (each epoch staged when it ended).</p></div></div>
+<h2>What the model has shown on real data</h2>
+<p>{note}</p>{valid_html}
 </body></html>
 """
 
@@ -131,8 +137,8 @@ def write_pdf(night: Night, out: Path) -> None:
     """One A4 portrait page: header, panels, statistics and counts tables."""
     with mpl.rc_context({"pdf.fonttype": 42, "font.size": 7}):  # TrueType: text extractable
         fig = Figure(figsize=(8.27, 11.69), layout="constrained")
-        panels: Any = fig.subfigures(3, 1, height_ratios=[1.2, 4.6, 3.9])
-        top, mid, bottom = panels
+        panels: Any = fig.subfigures(4, 1, height_ratios=[1.2, 4.4, 3.6, 1.1])
+        top, mid, bottom, foot = panels
         _header(top, night)
         draw_night(mid, night)
         cols: Any = bottom.subfigures(1, 3, width_ratios=[1.0, 1.0, 1.15])
@@ -148,8 +154,41 @@ def write_pdf(night: Night, out: Path) -> None:
                  for m, n, c in use.itertuples(index=False)]
         _table(cols[2], rows or [["-", "none", "0"]], ["what", "code", "count"],
                "Events, alarms, model input")
+        _validity(foot, night)
         fig.savefig(out, format="pdf", metadata={"Title": f"Night report: {night.info.name}",
                                                  "Creator": "sleepstream"})
+
+
+def _validity(sub: Any, night: Night) -> None:
+    """The model's real-data validity table (the measured-on column left to the HTML)."""
+    valid = validity_table(night)
+    ax = sub.add_subplot()
+    ax.axis("off")
+    ax.set_title("What the model has shown on real data", loc="left", fontsize=8)
+    ax.text(0.0, 1.0, validity_note(night), fontsize=6.5, va="top", wrap=True,
+            transform=ax.transAxes)
+    if valid.empty:
+        return
+    valid = valid.assign(path=[_SHORT_PATHS.get(p, p) for p in valid["path"]])
+    cols = [c for c in valid.columns if c != "measured on"]
+    rows = [[_cell(v) for v in row] for row in valid[cols].itertuples(index=False)]
+    widths = [0.22, 0.16, 0.09, 0.09, 0.12, 0.08, 0.1, 0.1]
+    table = ax.table(cellText=rows, colLabels=cols, colWidths=widths, cellLoc="left",
+                     bbox=(0.0, 0.0, 1.0, 0.8))
+    table.auto_set_font_size(False)
+    table.set_fontsize(6.5)
+
+
+_SHORT_PATHS = {v: k for k, v in PATH_NAMES.items()} | {
+    PATH_NAMES["eeg"]: "EEG spectral (>= 100 Hz)",
+    PATH_NAMES["eeg_below_100hz"]: "EEG spectral (< 100 Hz)",
+    PATH_NAMES["tokens"]: "transformer (tokens)"}
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def _header(sub: Any, night: Night) -> None:

@@ -21,6 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recording", type=Path,
                    help="with a JSONL input: the recording it came from (trends, metadata)")
     p.add_argument("--config", type=Path, help="engine TOML (channel map, alerts, model)")
+    p.add_argument("--model", type=Path,
+                   help="with a JSONL input: the checkpoint directory that staged it (its "
+                        "validity table; the shipped model is recognised by itself)")
     p.add_argument("--no-model", action="store_true", help="replay without sleep staging")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -37,7 +40,7 @@ def main(args: argparse.Namespace) -> int:
         raise SleepstreamError(f"{args.out}: --out must end in .html or .pdf")
     if args.input.suffix.lower() in (".jsonl", ".json", ".ndjson"):
         recording = read_recording(args.recording) if args.recording else None
-        night = Night.from_jsonl(args.input, recording)
+        night = Night.from_jsonl(args.input, recording, model_dir=args.model)
     else:
         night = analyze(args.input, config=args.config, progress=not args.quiet,
                         model="none" if args.no_model else None)

@@ -1,0 +1,123 @@
+"""What the model has shown on real data, for the recording in front of the reader.
+
+A model with an EEG spectral path ships a validity table (``spectral.json``): for each staging
+path (the EEG spectral model at >= 100 Hz, below 100 Hz, and the transformer over tokens) the
+class set it may claim and the real-data figures behind the claim (accuracy, kappa, the
+majority-class accuracy it had to beat, expected calibration error, where it was measured). The
+report shows that table with, per path, whether this recording gave the path its input and how
+many epochs the engine staged through it; a path the table does not back abstains (no stage).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from sleepstream.engine.inference.model_files import DEFAULT_MODEL_DIR, ModelFilesError
+from sleepstream.engine.inference.spectral_model import load_spectral_model
+
+if TYPE_CHECKING:
+    from sleepstream.report.night import Night
+
+CLASS_NAMES = {"five": "W/N1/N2/N3/REM", "four": "W/light/deep/REM", "two": "sleep/wake",
+               "none": "none (abstains)"}
+PATH_NAMES = {"eeg": "EEG spectral, EEG at >= 100 Hz",
+              "eeg_below_100hz": "EEG spectral, EEG below 100 Hz",
+              "tokens": "transformer over tokens (any other modality)"}
+COLUMNS = ["path", "claims", "accuracy", "kappa", "majority accuracy", "ECE", "measured on",
+           "input here", "epochs here"]
+_MODEL_NAME = re.compile(r"staging with (\S+) \(")
+
+
+def model_dir(checkpoint: str | Path | None) -> Path | None:
+    """The directory of a configured checkpoint ("default", a path), None for "none"."""
+    if checkpoint is None or str(checkpoint) == "none":
+        return None
+    return DEFAULT_MODEL_DIR if str(checkpoint) == "default" else Path(checkpoint)
+
+
+def model_dir_from_status(message: str) -> Path | None:
+    """The shipped model's directory when a run's status names it (events read from JSONL)."""
+    found = _MODEL_NAME.match(message)
+    return DEFAULT_MODEL_DIR if found and found.group(1) == DEFAULT_MODEL_DIR.name else None
+
+
+def validity_table(night: Night) -> pd.DataFrame:
+    """One row per staging path of the model: what it may claim, its real-data figures, whether
+    this recording fed it, and the epochs staged through it. Empty when the model ships no
+    validity table (then the note in ``validity_note`` says so)."""
+    table = _table_of(night.info.model_dir)
+    if not table:
+        return pd.DataFrame(columns=COLUMNS)
+    fed = _paths_fed(night)
+    eeg_path = "eeg_below_100hz" if "eeg_below_100hz" in fed else "eeg"
+    epochs = _epochs_by_path(night.stages, eeg_path)
+    rows = []
+    for path, entry in table.items():
+        rows.append({
+            "path": PATH_NAMES.get(path, path),
+            "claims": CLASS_NAMES.get(str(entry.get("classes")), str(entry.get("classes"))),
+            "accuracy": entry.get("accuracy"), "kappa": entry.get("kappa"),
+            "majority accuracy": entry.get("majority_accuracy"), "ECE": entry.get("ece"),
+            "measured on": str(entry.get("source", "")),
+            "input here": "yes" if path in fed else "no",
+            "epochs here": epochs.get(path, 0),
+        })
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def validity_note(night: Night) -> str:
+    """One sentence for the reader about how far the stages of this night can be trusted."""
+    if night.info.model_dir is None:
+        if _MODEL_NAME.match(night.info.model):
+            return ("The model that staged this night is not at hand (report --model DIR "
+                    "names it): its real-data figures are not shown.")
+        return "No model staged this night."
+    if not _table_of(night.info.model_dir):
+        return (f"The model {night.info.model_dir.name} ships no real-data validity table: "
+                "its stages are not backed by a real-data figure.")
+    fed = _paths_fed(night)
+    backed = [p for p, e in _table_of(night.info.model_dir).items()
+              if p in fed and e.get("classes") != "none"]
+    if not backed:
+        return ("No staging path this recording can feed is backed by a real-data figure: "
+                "the engine abstained from staging (epochs without a stage).")
+    return ("Stages come from " + " and ".join(PATH_NAMES.get(p, p) for p in backed)
+            + ", with the figures shown, measured on held-out real nights.")
+
+
+def _table_of(root: Path | None) -> dict[str, dict[str, Any]]:
+    if root is None:
+        return {}
+    try:
+        return dict(load_spectral_model(root).validity)
+    except ModelFilesError:
+        return {}
+
+
+def _paths_fed(night: Night) -> set[str]:
+    """The paths whose input this recording has (EEG by its rate; tokens from anything else)."""
+    eeg = [c.fs for c in night.info.channels if c.modality == "eeg"]
+    fed = {"eeg" if max(eeg) >= 100 else "eeg_below_100hz"} if eeg else set()
+    if any(c.modality and c.modality != "eeg" for c in night.info.channels):
+        fed.add("tokens")
+    if not night.info.channels:  # events only: what the stage events say they used
+        fed |= {_path_of(m) for m in night.stages.get("modalities", pd.Series(dtype=str)) if m}
+    return fed
+
+
+def _path_of(modalities: str | Sequence[str], eeg_path: str = "eeg") -> str:
+    return eeg_path if "eeg" in str(modalities).split(",") else "tokens"
+
+
+def _epochs_by_path(stages: pd.DataFrame, eeg_path: str) -> dict[str, int]:
+    """Epochs with a stage, by the path that staged them (EEG where the epoch used EEG)."""
+    if stages.empty:
+        return {}
+    staged = stages[stages["stage"].notna()]
+    return {str(k): int(v) for k, v in
+            staged["modalities"].map(lambda m: _path_of(m, eeg_path)).value_counts().items()}

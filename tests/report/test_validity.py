@@ -1,0 +1,78 @@
+"""The report's validity section: per staging path, what the shipped model may claim and its
+real-data figures (from the model's own table), whether this recording fed that path, and the
+epochs it staged; an oximetry night feeds only the token path, which abstains; a real EEG nap
+is staged through the EEG spectral path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pypdf
+import pytest
+
+import sleepstream
+from sleepstream.engine.app.cli import main as cli
+from sleepstream.engine.inference.model_files import DEFAULT_MODEL_DIR
+from sleepstream.report.night import Night
+from sleepstream.report.validity import CLASS_NAMES, PATH_NAMES, validity_note
+
+NAP = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nap-eeg" / "nap-eeg.edf"
+SHIPPED = json.loads((DEFAULT_MODEL_DIR / "spectral.json").read_text())["validity"]
+
+
+def _row(table, path):
+    return table.set_index("path").loc[PATH_NAMES[path]]
+
+
+def test_oximetry_night_feeds_only_the_token_path_which_abstains(short_night, short_replay):
+    from sleepstream.drivers.edf import read_recording
+
+    night = Night.from_jsonl(short_replay[0], read_recording(short_night))
+    assert night.info.model_dir == DEFAULT_MODEL_DIR  # named by the run's status event
+    table = night.validity()
+    assert len(table) == len(SHIPPED)
+    tokens = _row(table, "tokens")
+    assert tokens["claims"] == CLASS_NAMES[SHIPPED["tokens"]["classes"]]
+    assert (tokens["input here"], tokens["epochs here"]) == ("yes", 0)
+    eeg = _row(table, "eeg")
+    assert eeg["input here"] == "no" and eeg["epochs here"] == 0
+    assert eeg["kappa"] == SHIPPED["eeg"]["kappa"]
+    assert eeg["majority accuracy"] == SHIPPED["eeg"]["majority_accuracy"]
+    assert night.stages["stage"].isna().all()
+    assert "abstained" in validity_note(night)
+
+
+def test_report_pages_carry_the_validity_table(short_night, short_replay, tmp_path):
+    html_out, pdf_out = tmp_path / "r.html", tmp_path / "r.pdf"
+    for out in (html_out, pdf_out):
+        assert cli(["report", str(short_replay[0]), "--recording", str(short_night), "--out",
+                    str(out)]) == 0
+    text = html_out.read_text()
+    assert "What the model has shown on real data" in text
+    assert f"<td>{SHIPPED['eeg']['kappa']:.3f}</td>" in text
+    assert SHIPPED["eeg"]["source"] in text and "none (abstains)" in text
+    page = pypdf.PdfReader(pdf_out).pages[0].extract_text()
+    assert "What the model has shown on real data" in page
+    assert f"{SHIPPED['eeg_below_100hz']['accuracy']:.3f}" in page
+
+
+def test_real_eeg_nap_is_staged_through_the_eeg_path():
+    if not NAP.is_file():
+        pytest.skip("the shared nap recording (../shared/data/nap-eeg) is not present")
+    night = sleepstream.analyze(NAP, progress=False)
+    table = night.validity()
+    staged = int(night.stages["stage"].notna().sum())
+    assert staged > 0
+    eeg = _row(table, "eeg")  # 256-Hz EEG
+    assert (eeg["input here"], eeg["epochs here"]) == ("yes", staged)
+    assert _row(table, "eeg_below_100hz")["input here"] == "no"
+    assert eeg["claims"] == CLASS_NAMES[SHIPPED["eeg"]["classes"]]
+    assert "EEG spectral" in validity_note(night)
+
+
+def test_no_model_means_no_claims(short_night):
+    night = sleepstream.analyze(short_night, model="none", progress=False)
+    assert night.info.model_dir is None
+    assert night.validity().empty
+    assert validity_note(night) == "No model staged this night."
