@@ -372,11 +372,13 @@ class LslSource:
             if (self._scales != 1.0).any():
                 data *= self._scales
             ts = stamps.astype(np.float64)
+            back = lost
             if lost:
                 seq += timeline.missing_before(seq, float(ts[0]))
                 lost = False
-                lost_event(False, self._engine_t(timeline, seq), "LSL stream back")
             t = self._timestamps(timeline, seq, ts, post)
+            if back:  # ends at the first sample back, as placed on the (updated) timeline
+                lost_event(False, float(t[0]), "LSL stream back")
             valid = ~np.isnan(data)
             for ev in sensor_off_events(off, valid, t, names):
                 post(ev)
