@@ -41,6 +41,7 @@ COMMANDS: tuple[tuple[str | None, str, str, str], ...] = (
     ("evaluate", "tokenizer", "evaluate_tokenizer", "tokenizer quality, usage"),
     ("evaluate", "spectral", "evaluate_spectral",
      "EEG spectral stage model, record-wise folds on real nights"),
+    ("evaluate", "pretraining", "evaluate_pretraining", "pretraining ablation, real nights"),
     ("export", "onnx", "export", "streaming step as ONNX (+ Triton repository)"),
     ("export", "tensorrt", "export", "TensorRT engine from the serving ONNX"),
     ("bench", "kv", "bench_kv", "ring-cache step vs recomputing the window"),
