@@ -286,7 +286,7 @@ class LslDevice:
         return self.source_id if len(self.groups) == 1 else f"{self.source_id}-{group.fs:g}Hz"
 
     def _open(self) -> None:
-        from sleepstream.drivers.lsl import lsl_type
+        from sleepstream.drivers.lsl_channels import lsl_type
         from sleepstream.engine.channel_map import modality_of
 
         def _modality(label: str) -> str | None:

@@ -11,7 +11,9 @@ import pylsl
 import pytest
 
 from sleepstream.drivers.lsl import LslSource
+from sleepstream.drivers.lsl_channels import channel_specs
 from sleepstream.drivers.lsl_sink import LslMarkerSink
+from sleepstream.engine.errors import SourceError
 from sleepstream.engine.protocols import ChannelsAnnounced, SourceEvent
 from sleepstream.engine.types import Frame
 
@@ -172,7 +174,9 @@ async def test_marker_sink_carries_json_events() -> None:
 
 
 async def test_float64_and_int_streams_are_taken() -> None:
-    for fmt, dtype in ((pylsl.cf_double64, np.float64), (pylsl.cf_int16, np.int16)):
+    for fmt, dtype in ((pylsl.cf_double64, np.float64), (pylsl.cf_int8, np.int8),
+                       (pylsl.cf_int16, np.int16), (pylsl.cf_int32, np.int32),
+                       (pylsl.cf_int64, np.int64)):
         sid = f"fmt-{uuid.uuid4()}"
         info = pylsl.StreamInfo(f"p-{sid[:8]}", "EEG", 3, FS, fmt, sid)
         outlet = pylsl.StreamOutlet(info)
@@ -182,9 +186,9 @@ async def test_float64_and_int_streams_are_taken() -> None:
             for k in range(3):
                 stamps = origin + (k * 10 + np.arange(10)) / FS
                 outlet.push_chunk(_chunk(k).astype(dtype), timestamp=stamps.tolist())
-            frames, _ = await _drain(source, until_counter=29)
+            frames, events = await _drain(source, until_counter=29)
         data = np.concatenate([f.data for f in frames])
-        assert data.dtype == np.float32
+        assert data.dtype == np.float32 and not events, (fmt, events)
         np.testing.assert_array_equal(data[:, 2], np.arange(30))
         del outlet
 
@@ -284,3 +288,24 @@ async def test_mne_lsl_player_float64_volts_stream_is_read_in_microvolts() -> No
     x = np.concatenate([f.data for f in frames])
     assert 15.0 < float(np.abs(x[:, 0]).max()) <= 20.01  # uV, not V
     np.testing.assert_allclose(x[:, 1], 50.0, rtol=1e-4)
+
+
+async def test_a_string_stream_is_refused_with_a_clear_error() -> None:
+    sid = f"str-{uuid.uuid4()}"
+    outlet = pylsl.StreamOutlet(pylsl.StreamInfo(f"s-{sid[:8]}", "EEG", 1, FS,
+                                                 pylsl.cf_string, sid))
+    with pytest.raises(SourceError, match="carries strings"):
+        async with LslSource(source_id=sid, timeout_s=2.0):
+            pass
+    del outlet
+
+
+def test_spo2_as_a_fraction_and_heart_rate_in_hertz_are_converted() -> None:
+    info = pylsl.StreamInfo("u", "Oximeter", 4, 1.0, pylsl.cf_float32, "u")
+    info.set_channel_labels(["SpO2", "HR", "Pleth", "C3"])
+    info.set_channel_units(["fraction", "Hz", "au", "furlongs"])
+    info.set_channel_types(["SpO2", "HR", "PPG", "EEG"])
+    specs, scales = channel_specs(info)
+    assert [(s.modality, s.unit) for s in specs] == [
+        ("spo2", "%"), ("hr", "bpm"), ("ppg", "au"), ("eeg", "furlongs")]  # unknown: as declared
+    np.testing.assert_allclose(scales, [100.0, 60.0, 1.0, 1.0])
