@@ -1,10 +1,12 @@
-"""Read EDF/EDF+ recordings with edfio and replay them as a ``Driver``.
+"""Read EDF/EDF+ recordings and replay them as a ``Driver``, streaming from the file.
 
 Each signal keeps its own sampling rate. In EDF+D files the data records are placed at their
 timekeeping onsets and the gaps between them become invalid samples (NaN data, valid False),
 never zeros. Labels map to modalities through ``engine.channel_map``. Headers are checked
-(``drivers.edf_header``) before any of their numbers size an allocation; a hostile or broken file
-is refused with one line (``RecordingError``).
+(``drivers.edf_header``) before any of their numbers size an allocation, and the data records
+are read on demand (``drivers.edf_records``); a hostile or broken file is refused with one line
+(``RecordingError``). ``read_recording`` loads whole arrays for analysis; ``EdfSource`` replays
+without ever holding more than a chunk of samples.
 """
 
 from __future__ import annotations
@@ -12,23 +14,25 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import math
 import re
 import time
-import warnings
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import edfio
 import numpy as np
 
-from sleepstream.drivers.edf_header import check_header, check_onsets
+from sleepstream.drivers.edf_records import EdfFile
 from sleepstream.engine.channel_map import ChannelRule, modality_of
 from sleepstream.engine.errors import RecordingError
 from sleepstream.engine.protocols import SourceEvent
 from sleepstream.engine.types import BoolArray, ChannelSpec, F32Array, Frame
 
 log = logging.getLogger(__name__)
+
+FRAME_SAMPLES = 4_000_000  # at most this many samples (all channels) in one replayed frame
+MAX_LOADED_SAMPLES = 500_000_000  # read_recording: 2 GB of float32 at most
 
 # Plausible physiological ranges per modality, used by the out-of-range detector.
 VALID_RANGES: dict[str, tuple[float | None, float | None]] = {
@@ -109,135 +113,118 @@ class Recording:
         return sorted(out)
 
 
-def _record_onsets(edf: edfio.Edf) -> np.ndarray | None:
-    """Onset of every data record from the EDF+ timekeeping annotations, or None if absent."""
-    try:
-        signal = edf._timekeeping_signal
-    except StopIteration:
-        return None
-    raw = signal.digital.tobytes()
-    per_record = signal._bytes_per_data_record
-    onsets = np.empty(edf.num_data_records, dtype=np.float64)
-    for i in range(edf.num_data_records):
-        rec = raw[i * per_record : (i + 1) * per_record]
-        end = rec.find(b"\x14")
-        try:
-            onsets[i] = float(rec[:end].decode("ascii"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise RecordingError(
-                f"data record {i} has no valid timekeeping annotation; repair the EDF+ file"
-            ) from exc
-    return onsets
+@dataclass(frozen=True, slots=True)
+class RecordingInfo:
+    """What a recording holds, without its samples: enough to plan a replay."""
+
+    path: Path
+    start: dt.datetime | None
+    duration: float
+    channels: tuple[ChannelSpec, ...]
+    annotations: tuple[Annotation, ...]
+    discontinuous: bool
+    dropped_annotations: int = 0
 
 
-def _clean_text(text: str) -> str | None:
-    cleaned = text.replace("\x00", "").strip()
-    if not cleaned or not cleaned.isprintable():
-        return None
-    return cleaned
+def open_edf(path: str | Path) -> EdfFile:
+    """The checked file, open for reading spans (a truncated file is reported here, once)."""
+    edf = EdfFile(path)
+    h = edf.header
+    if h.truncated:
+        log.warning("%s: truncated: the header declares %d data records, the file holds %d; "
+                    "replaying those", edf.path.name, h.declared_records, h.records)
+    if edf.dropped_annotations:
+        log.info("%s: dropped %d unreadable annotations", edf.path.name, edf.dropped_annotations)
+    return edf
+
+
+def describe(edf: EdfFile, rules: Sequence[ChannelRule] = ()) -> RecordingInfo:
+    """The recording of an open file, without its samples."""
+    start = edf.header.start
+    if start is not None and edf.t0:
+        start += dt.timedelta(seconds=edf.t0)
+    return RecordingInfo(
+        path=edf.path,
+        start=start,
+        duration=edf.duration,
+        channels=tuple(_spec(edf, i, rules) for i in edf.data_signals),
+        annotations=tuple(Annotation(a.onset, a.duration, a.text) for a in edf.annotations),
+        discontinuous=edf.header.discontinuous,
+        dropped_annotations=edf.dropped_annotations,
+    )
+
+
+def read_info(path: str | Path, rules: Sequence[ChannelRule] = ()) -> RecordingInfo:
+    """The recording's channels, duration and annotations; its samples are not read."""
+    with open_edf(path) as edf:
+        return describe(edf, rules)
 
 
 def read_recording(path: str | Path, rules: Sequence[ChannelRule] = ()) -> Recording:
-    """Read an EDF/EDF+ file into regular per-signal arrays, gaps as invalid samples."""
-    path = Path(path)
-    header = check_header(path)
-    if header.truncated:
-        log.warning("%s: truncated: the header declares %d data records, the file holds %d; "
-                    "replaying those", path.name, header.declared_records, header.whole_records)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the truncation is reported above, once
-            edf = edfio.read_edf(path)
-        discontinuous = edf.reserved.strip() == "EDF+D"
-        record_s = float(edf.data_record_duration)
-        onsets = _record_onsets(edf) if discontinuous else None
-        raw_annotations = list(edf.annotations)
-    except RecordingError:
-        raise
-    except Exception as exc:  # edfio raises ValueError and friends on malformed files
-        raise RecordingError(f"{path}: not a readable EDF/EDF+ file ({exc})") from None
-    if onsets is not None and onsets.size:
-        check_onsets(onsets, record_s, path)
-        onsets = onsets - onsets[0]
-        duration = float(onsets[-1] + record_s)
-    else:
-        duration = float(edf.duration)
-    signals = tuple(_read_signal(s, record_s, onsets, duration, rules) for s in edf.signals)
-    annotations: list[Annotation] = []
-    dropped = 0
-    for a in raw_annotations:
-        text = _clean_text(a.text)
-        if text is None or not 0 <= a.onset < 1e9 or not 0 <= (a.duration or 0.0) < 1e9:
-            dropped += 1
-            continue
-        annotations.append(Annotation(float(a.onset), float(a.duration or 0.0), text))
-    if dropped:
-        log.info("%s: dropped %d unreadable annotations", path.name, dropped)
-    return Recording(
-        path=path,
-        start=_start_of(edf),
-        duration=duration,
-        signals=signals,
-        annotations=tuple(annotations),
-        discontinuous=discontinuous,
-        dropped_annotations=dropped,
-    )
+    """Read an EDF/EDF+ file into regular per-signal arrays, gaps as invalid samples (for
+    analysis; a replay streams from the file instead, ``EdfSource``). A recording whose arrays
+    would exceed ``MAX_LOADED_SAMPLES`` is refused."""
+    with open_edf(path) as edf:
+        info = describe(edf, rules)
+        total = sum(edf.samples(i) for i in edf.data_signals)
+        if total > MAX_LOADED_SAMPLES:
+            raise RecordingError(f"{edf.path}: {total} samples are too many to load at once "
+                                 f"(at most {MAX_LOADED_SAMPLES}); replay it instead")
+        signals = []
+        for spec, i in zip(info.channels, edf.data_signals, strict=True):
+            data, valid = edf.read([i], 0, edf.samples(i))
+            signals.append(Signal(spec.name, spec, _scaled(data[:, 0], spec.name, rules),
+                                  valid[:, 0]))
+    return Recording(info.path, info.start, info.duration, tuple(signals), info.annotations,
+                     info.discontinuous, info.dropped_annotations)
 
 
-def _start_of(edf: edfio.Edf) -> dt.datetime | None:
-    try:
-        return dt.datetime.combine(edf.startdate, edf.starttime)
-    except Exception:  # anonymized start dates are common
-        return None
-
-
-def _read_signal(
-    sig: edfio.EdfSignal,
-    record_s: float,
-    onsets: np.ndarray | None,
-    duration: float,
-    rules: Sequence[ChannelRule],
-) -> Signal:
-    fs = float(sig.sampling_frequency)
-    values = np.asarray(sig.data, dtype=np.float32)
-    rule = modality_of(sig.label, rules)
+def _scaled(values: F32Array, label: str, rules: Sequence[ChannelRule]) -> F32Array:
+    rule = modality_of(label, rules)
     if rule is not None and rule.scale != 1.0:
-        values = values * np.float32(rule.scale)
-    data: F32Array
-    valid: BoolArray
-    if onsets is None:
-        data, valid = values, np.ones(values.shape, dtype=bool)
-    else:
-        per = round(fs * record_s)
-        n = round(duration * fs)
-        data = np.full(n, np.nan, dtype=np.float32)
-        valid = np.zeros(n, dtype=bool)
-        starts = np.round(onsets * fs).astype(np.int64)
-        idx = (starts[:, None] + np.arange(per)[None, :]).ravel()
-        keep = idx < n
-        data[idx[keep]] = values[: idx.size][keep]
-        valid[idx[keep]] = True
+        return values * np.float32(rule.scale)
+    return values
+
+
+def _spec(edf: EdfFile, i: int, rules: Sequence[ChannelRule]) -> ChannelSpec:
+    h = edf.header.signals[i]
+    rule = modality_of(h.label, rules)
     modality = rule.modality if rule is not None else None
     lo, hi = VALID_RANGES.get(modality or "", (None, None))
-    spec = ChannelSpec(
-        name=sig.label,
-        fs=fs,
+    return ChannelSpec(
+        name=h.label,
+        fs=edf.fs(i),
         modality=modality,
-        unit=sig.physical_dimension,
-        physical_min=float(sig.physical_min),
-        physical_max=float(sig.physical_max),
+        unit=h.unit,
+        physical_min=h.physical_min,
+        physical_max=h.physical_max,
         valid_min=lo,
         valid_max=hi,
     )
-    return Signal(sig.label, spec, data, valid)
+
+
+Reader = Callable[[int, int], tuple[F32Array, BoolArray]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """The signals of one rate, read together into one frame per chunk."""
+
+    labels: tuple[str, ...]
+    fs: float
+    samples: int
+    read: Reader
 
 
 class EdfSource:
     """Replays a recording as a live device: frames of ``chunk_s`` seconds per rate group.
 
-    ``speed`` None replays as fast as the consumer takes it; otherwise frames are released on a
-    drift-free schedule (target time = start + data time / speed, never accumulated sleeps).
-    Engine time 0 is the recording's first sample.
+    The samples are read from the file chunk by chunk (only the data records a chunk needs), so
+    memory stays flat whatever the file's length; a ``recording`` already in memory is replayed
+    from its arrays instead. A chunk is shortened where a frame would hold more than
+    ``FRAME_SAMPLES`` samples. ``speed`` None replays as fast as the consumer takes it;
+    otherwise frames are released on a drift-free schedule (target time = start + data time /
+    speed, never accumulated sleeps). Engine time 0 is the recording's first sample.
     """
 
     def __init__(
@@ -251,59 +238,105 @@ class EdfSource:
     ) -> None:
         if speed is not None and not speed > 0:
             raise ValueError("speed must be > 0 (or None for as fast as possible)")
+        if not chunk_s > 0:
+            raise ValueError("chunk_s must be > 0")
         self.path = Path(path)
         self.speed = speed
         self.chunk_s = chunk_s
         self._rules = tuple(rules)
         self.recording = recording
+        self.info: RecordingInfo | None = None if recording is None else RecordingInfo(
+            recording.path, recording.start, recording.duration,
+            tuple(s.spec for s in recording.signals), recording.annotations,
+            recording.discontinuous, recording.dropped_annotations)
+        self._file: EdfFile | None = None
 
     @property
     def channels(self) -> tuple[ChannelSpec, ...]:
-        if self.recording is None:
+        if self.info is None:
             raise RuntimeError("enter the source (async with) before asking for its channels")
-        return tuple(s.spec for s in self.recording.signals)
+        return self.info.channels
 
     async def __aenter__(self) -> EdfSource:
-        if self.recording is None:
-            self.recording = await asyncio.to_thread(read_recording, self.path, self._rules)
+        if self.recording is None and self._file is None:
+            self._file = await asyncio.to_thread(open_edf, self.path)
+            self.info = describe(self._file, self._rules)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        return None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def _groups(self) -> list[_Group]:
+        if self.recording is not None:
+            by_fs: dict[float, list[Signal]] = {}
+            for s in self.recording.signals:
+                by_fs.setdefault(s.spec.fs, []).append(s)
+            return [_memory_group(sigs) for sigs in by_fs.values()]
+        edf = self._file
+        if edf is None:
+            raise RuntimeError("enter the source (async with) before reading frames")
+        by_n: dict[int, list[int]] = {}
+        for i in edf.data_signals:
+            by_n.setdefault(edf.header.signals[i].samples, []).append(i)
+        return [_file_group(edf, idx, self._rules) for idx in by_n.values()]
 
     async def frames(self) -> AsyncIterator[Frame | SourceEvent]:
-        rec = self.recording
-        if rec is None:
-            raise RuntimeError("enter the source (async with) before reading frames")
-        groups: dict[float, list[Signal]] = {}
-        for s in rec.signals:
-            groups.setdefault(s.spec.fs, []).append(s)
-        stacked = {
-            fs: (
-                tuple(s.label for s in sigs),
-                np.stack([s.data for s in sigs], axis=1),
-                np.stack([s.valid for s in sigs], axis=1),
-            )
-            for fs, sigs in groups.items()
-        }
-        n_chunks = int(np.ceil(rec.duration / self.chunk_s))
+        groups = self._groups()
+        duration = self.info.duration if self.info is not None else 0.0
+        rate = sum(g.fs * len(g.labels) for g in groups)
+        step = min(self.chunk_s, max(FRAME_SAMPLES / max(rate, 1e-9), 1e-3))
+        in_thread = self.recording is None
         start = time.monotonic()
-        for k in range(n_chunks):
-            t_a, t_b = k * self.chunk_s, min((k + 1) * self.chunk_s, rec.duration)
+        for k in range(math.ceil(duration / step)):
+            t_a, t_b = k * step, min((k + 1) * step, duration)
             if self.speed is not None:
                 delay = start + t_b / self.speed - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
             elif k % 8 == 0:
                 await asyncio.sleep(0)
-            for fs, (labels, data, valid) in stacked.items():
-                i_a, i_b = round(t_a * fs), min(round(t_b * fs), data.shape[0])
-                if i_b <= i_a:
-                    continue
-                yield Frame(
-                    channels=labels,
-                    timestamps=np.arange(i_a, i_b, dtype=np.float64) / fs,
-                    data=data[i_a:i_b].copy(),
-                    valid=valid[i_a:i_b].copy(),
-                    seq=i_a,
-                )
+            if in_thread:
+                frames = await asyncio.to_thread(_chunk, groups, t_a, t_b)
+            else:
+                frames = _chunk(groups, t_a, t_b)
+            for frame in frames:
+                yield frame
+
+
+def _chunk(groups: Sequence[_Group], t_a: float, t_b: float) -> list[Frame]:
+    frames = []
+    for g in groups:
+        i_a, i_b = round(t_a * g.fs), min(round(t_b * g.fs), g.samples)
+        if i_b <= i_a:
+            continue
+        data, valid = g.read(i_a, i_b)
+        frames.append(Frame(channels=g.labels,
+                            timestamps=np.arange(i_a, i_b, dtype=np.float64) / g.fs,
+                            data=data, valid=valid, seq=i_a))
+    return frames
+
+
+def _memory_group(sigs: Sequence[Signal]) -> _Group:
+    data = np.stack([s.data for s in sigs], axis=1)
+    valid = np.stack([s.valid for s in sigs], axis=1)
+
+    def read(a: int, b: int) -> tuple[F32Array, BoolArray]:
+        return data[a:b].copy(), valid[a:b].copy()
+
+    return _Group(tuple(s.label for s in sigs), sigs[0].spec.fs, data.shape[0], read)
+
+
+def _file_group(edf: EdfFile, idx: Sequence[int], rules: Sequence[ChannelRule]) -> _Group:
+    labels = tuple(edf.header.signals[i].label for i in idx)
+    rules_of = [modality_of(label, rules) for label in labels]
+    scale = np.array([r.scale if r is not None else 1.0 for r in rules_of], np.float32)
+
+    def read(a: int, b: int) -> tuple[F32Array, BoolArray]:
+        data, valid = edf.read(idx, a, b)
+        if (scale != 1.0).any():
+            data *= scale
+        return data, valid
+
+    return _Group(labels, edf.fs(idx[0]), edf.samples(idx[0]), read)

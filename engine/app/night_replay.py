@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sleepstream.drivers.edf import EdfSource, Recording, read_recording
+from sleepstream.drivers.edf import EdfSource, Recording, RecordingInfo, read_info, read_recording
 from sleepstream.engine.app.compose import ModelChoice, build_engine, replay_config
 from sleepstream.engine.channel_map import ChannelRule
 from sleepstream.engine.config import Config
@@ -17,11 +17,20 @@ from sleepstream.engine.protocols import Sink
 
 @dataclass(frozen=True, slots=True)
 class NightReplay:
+    """The engine set to replay one file; the replay streams from the file (``info`` holds its
+    channels, duration and annotations, not its samples)."""
+
     engine: Engine
     bed: BedRuntime
     model: ModelChoice
-    recording: Recording
+    info: RecordingInfo
     config: Config
+    rules: tuple[ChannelRule, ...] = ()
+
+    @property
+    def recording(self) -> Recording:
+        """The whole recording in memory (for reports and trends), read on each call."""
+        return read_recording(self.info.path, self.rules)
 
 
 def prepare_replay(
@@ -33,7 +42,7 @@ def prepare_replay(
     rules: Sequence[ChannelRule] | None = None,
     jsonl: Path | None = None,
     extra_sinks: Sequence[Sink] = (),
-    progress: Callable[[Recording], Callable[[BedRuntime, float], None]] | None = None,
+    progress: Callable[[RecordingInfo], Callable[[BedRuntime, float], None]] | None = None,
 ) -> NightReplay:
     """The engine replaying ``path`` into one bed (``speed`` None: as fast as possible).
     ``rules`` (channel map) default to those of the configuration's first bed; ``progress``
@@ -41,10 +50,10 @@ def prepare_replay(
     if rules is None:
         rules = base.beds[0].channel_rules if base.beds else ()
     config = replay_config(path, bed=bed, rules=rules, base=base, jsonl=jsonl)
-    recording = read_recording(path, rules)
+    info = read_info(path, rules)
     source = EdfSource(path, speed=speed, chunk_s=1.0 if speed and speed < 100 else 30.0,
-                       recording=recording)
-    hear = None if progress is None else progress(recording)
+                       rules=rules)
+    hear = None if progress is None else progress(info)
     engine, beds, model = build_engine(config, live=False, extra_sinks=extra_sinks,
                                        drivers={bed: [source]}, on_progress=hear)
-    return NightReplay(engine, beds[0], model, recording, config)
+    return NightReplay(engine, beds[0], model, info, config, tuple(rules))

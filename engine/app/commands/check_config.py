@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sleepstream.drivers.edf_header import check_header
+from sleepstream.drivers.edf import read_info
 from sleepstream.engine.config import Config, load_config
 from sleepstream.engine.errors import ConfigError, RecordingError
 
@@ -30,7 +30,8 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _check_recordings(config: Config) -> None:
-    """Every EDF source's header passes the checks ``run`` applies before reading it."""
+    """Every EDF source passes the checks ``run`` applies when it opens it (header, record
+    onsets, annotations); its samples are not read."""
     base = config.path.parent if config.path is not None else Path.cwd()
     problems = []
     for i, bed in enumerate(config.beds):
@@ -38,7 +39,7 @@ def _check_recordings(config: Config) -> None:
             if src.kind == "edf":
                 path = Path(src.options["path"])
                 try:
-                    check_header(path if path.is_absolute() else base / path)
+                    read_info(path if path.is_absolute() else base / path)
                 except RecordingError as exc:
                     problems.append((f"beds[{i}].sources[{j}].path", str(exc)))
     if problems:

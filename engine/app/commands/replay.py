@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
-from sleepstream.drivers.edf import Recording
+from sleepstream.drivers.edf import RecordingInfo
 from sleepstream.drivers.edf_annotations import EdfAnnotationSink
 from sleepstream.engine.app.night_replay import prepare_replay
 from sleepstream.engine.config import Config, ModelSection, load_config
@@ -46,7 +46,7 @@ class Progress:
         self.stream = stream or sys.stderr
         self.bar: tqdm[Any] | None = None
 
-    def start(self, recording: Recording) -> Progress:
+    def start(self, recording: RecordingInfo) -> Progress:
         self.bar = tqdm(total=round(recording.duration), unit="s", desc="replay",
                         file=self.stream, disable=not self.stream.isatty(), dynamic_ncols=True)
         return self
@@ -77,9 +77,9 @@ def main(args: argparse.Namespace) -> int:
     night = prepare_replay(args.path, base, bed=args.bed,
                            speed=None if args.max_speed else args.speed, jsonl=args.out,
                            extra_sinks=extra, progress=progress.start)
-    engine, beds, model, recording = night.engine, [night.bed], night.model, night.recording
+    engine, beds, model, recording = night.engine, [night.bed], night.model, night.info
     print(f"sleepstream replay {args.path.name}: {recording.duration / 3600:.2f} h, "
-          f"{len(recording.signals)} channels; {model.description}", file=sys.stderr)
+          f"{len(recording.channels)} channels; {model.description}", file=sys.stderr)
     wall0 = time.perf_counter()
     try:
         asyncio.run(engine.run())
