@@ -45,7 +45,13 @@ def onnx_export(
     inputs: list[str],
     outputs: list[str],
     batch_axes: dict[str, int],
+    time_axes: dict[str, int] | None = None,
 ) -> None:
+    """Export ``module`` at opset 17; ``batch_axes`` (and ``time_axes``) name each input's or
+    output's dynamic batch (time) dimension."""
+    axes: dict[str, dict[int, str]] = {k: {v: "batch"} for k, v in batch_axes.items()}
+    for k, v in (time_axes or {}).items():
+        axes.setdefault(k, {})[v] = "time"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -55,7 +61,7 @@ def onnx_export(
             dynamo=False,
             input_names=inputs,
             output_names=outputs,
-            dynamic_axes={k: {v: "batch"} for k, v in batch_axes.items()},
+            dynamic_axes=axes,
             opset_version=17,
         )
 

@@ -17,6 +17,8 @@ from typing import Any
 from sleepstream.engine.errors import BackendUnavailableError, ModelError
 from sleepstream.engine.inference.model_files import SERVING_FILE, SERVING_MANIFEST
 
+CHUNK_FILE = "step_chunk.onnx"
+
 TRITON_MODEL = "sleepstream_step"
 
 
@@ -71,6 +73,37 @@ def export_serving(model: Any, out_dir: Path, checkpoint_sha256: str = "") -> Pa
         "checkpoint_sha256": checkpoint_sha256,
     }
     man = out_dir / SERVING_MANIFEST
+    man.write_text(json.dumps(manifest, indent=1))
+    return export_chunk(model, out_dir)
+
+
+def export_chunk(model: Any, out_dir: Path) -> Path:
+    """Write ``step_chunk.onnx`` (``ChunkStep``: dynamic batch and time) and list it in the
+    existing ``serving.json`` (key ``chunk``, with its SHA-256); return the manifest."""
+    import torch
+
+    from sleepstream.models.export import onnx_export
+    from sleepstream.models.step_graph import ChunkStep, chunk_names
+
+    cfg = model.cfg
+    ins, outs = chunk_names(cfg.n_layer)
+    codes, presence, cache = _example(model, 2)
+    t = 3
+    codes, presence = codes[:, None].expand(2, t, *codes.shape[1:]), presence[:, None].expand(
+        2, t, presence.shape[1])  # (B, T, M, Q), (B, T, M)
+    pos = torch.tensor([0, 3], dtype=torch.int64)
+    prev_h = torch.zeros(2, cfg.d_model)
+    args = (codes, presence, pos, prev_h, *[cache] * (2 * cfg.n_layer))
+    time_axes = {"codes": 1, "presence": 1, "embedding": 1, "stage_logits": 1, "surprise": 1}
+    time_axes.update({n: 1 for n in outs[3:]})
+    path = out_dir / CHUNK_FILE
+    with torch.no_grad():
+        onnx_export(ChunkStep(model).eval(), args, path, ins, outs, dict.fromkeys(ins + outs, 0),
+                    time_axes)
+    man = out_dir / SERVING_MANIFEST
+    manifest = json.loads(man.read_text())
+    manifest["chunk"] = {"file": CHUNK_FILE, "inputs": ins, "outputs": outs}
+    manifest["sha256"][CHUNK_FILE] = _sha(path)
     man.write_text(json.dumps(manifest, indent=1))
     return man
 

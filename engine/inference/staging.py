@@ -31,6 +31,7 @@ import numpy.typing as npt
 from sleepstream.engine.errors import ModelError
 from sleepstream.engine.inference.backends import make_backend
 from sleepstream.engine.inference.backends.onnx import OnnxStepBackend
+from sleepstream.engine.inference.chunked import step_many
 from sleepstream.engine.inference.model_files import (
     DEFAULT_MODEL_DIR,
     SERVING_MANIFEST,
@@ -59,7 +60,7 @@ from sleepstream.engine.inference.tokenizer_runtime import (
     push_seconds,
 )
 from sleepstream.engine.inference.tokenizer_runtime import reset as reset_tokenizer
-from sleepstream.engine.protocols import Block, Event, InferenceBackend, StepBatch
+from sleepstream.engine.protocols import Block, Event, InferenceBackend
 from sleepstream.engine.types import STAGES, Alert, F32Array, StageEstimate
 
 log = logging.getLogger(__name__)
@@ -195,16 +196,17 @@ class StagingProcessor:
             codes[:, i] = self.tokenizers.encode(m, frames)
             presence[:, i] = present
         out: list[Alert | StageEstimate | Event] = []
+        res = None if self.shared else step_many(self.backend, int(self.slot[0]), codes, presence)
         for j in range(n):
             second = self._next + j
-            if self.shared is not None:
+            if res is None:
+                assert self.shared is not None
                 self.shared.scheduler.submit(
                     self.bed, codes[j], presence[j], self._on_result(second, presence[j]),
                     t=float(second),
                 )
                 continue
-            res = self.backend.step(StepBatch(codes[j : j + 1], presence[j : j + 1], self.slot))
-            est = self._fold(second, presence[j], res.stage_logits[0])
+            est = self._fold(second, presence[j], res.stage_logits[j])
             if est is not None:
                 out.append(est)
         self._next = ready

@@ -6,6 +6,10 @@ The serving graph (``step_serving.onnx``, see ``serving.json``) reads each layer
 cache goes to the graph as a view, without a copy. Model directories without the serving graph
 fall back to the full-state ``step.onnx`` (``OnnxStepBackend``), which copies the cache twice
 per step.
+
+Where ``serving.json`` also lists the chunk graph (``step_chunk.onnx``), ``step_chunk`` runs T
+consecutive seconds of one slot in one call (replay): the graph returns T new rows per layer,
+written here at ``(pos + t) % W``; its outputs equal T calls of ``step`` up to float rounding.
 """
 
 from __future__ import annotations
@@ -67,6 +71,18 @@ class OnnxRingBackend:
         self.v = [np.zeros(shape, np.float32) for _ in range(files.n_layer)]
         self.pos = np.zeros(capacity, np.int64)
         self.prev_h = np.zeros((capacity, files.d_model), np.float32)
+        chunk = man.get("chunk")
+        self._chunk: ort.InferenceSession | None = None
+        self._chunk_outs: list[str] = []
+        if isinstance(chunk, dict):  # verified with the manifest (it lists the file's digest)
+            cpath = str(files.root / chunk["file"])
+            self._chunk = ort.InferenceSession(cpath, opts, providers=providers(device))
+            self._chunk_outs = list(chunk["outputs"])
+
+    @property
+    def max_chunk(self) -> int:
+        """The most seconds ``step_chunk`` takes in one call (0: no chunk graph)."""
+        return self.files.window - 1 if self._chunk is not None else 0
 
     @property
     def bytes_per_slot(self) -> int:
@@ -89,6 +105,32 @@ class OnnxRingBackend:
         write_rows(self.k, self.v, batch.slots, self.pos[s], out[3:], self.files.window)
         self.pos[s] += 1
         self.prev_h[s] = emb
+        return StepOutput(emb, logits, surprise)
+
+    def step_chunk(self, slot: int, codes: np.ndarray, presence: np.ndarray) -> StepOutput:
+        """T consecutive seconds of ``slot``: codes (T, M, Q), presence (T, M) -> outputs with a
+        leading T axis (T <= ``max_chunk``)."""
+        t = len(codes)
+        if self._chunk is None or not 0 < t <= self.max_chunk:
+            raise ModelError(f"step_chunk of {t} s: this backend takes 1..{self.max_chunk}")
+        s = slice(slot, slot + 1)
+        feeds: dict[str, Any] = {
+            "codes": np.ascontiguousarray(codes[None], np.int64),  # (1, T, M, Q)
+            "presence": np.ascontiguousarray(presence[None], bool),  # (1, T, M)
+            "pos": self.pos[s],
+            "prev_h": self.prev_h[s],
+        }
+        for i in range(self.files.n_layer):
+            feeds[f"k_cache_{i}"] = self.k[i][s]
+            feeds[f"v_cache_{i}"] = self.v[i][s]
+        out = self._chunk.run(self._chunk_outs, feeds)
+        emb, logits, surprise = out[0][0], out[1][0], out[2][0]
+        w = (int(self.pos[slot]) + np.arange(t)) % self.files.window  # (T,) ring slots
+        for i, new in enumerate(out[3:]):  # (1, T, H, Dh) -> (H, T, Dh) at slots w
+            ring = self.k[i // 2] if i % 2 == 0 else self.v[i // 2]
+            ring[slot][:, w] = new[0].transpose(1, 0, 2)
+        self.pos[slot] += t
+        self.prev_h[slot] = emb[-1]
         return StepOutput(emb, logits, surprise)
 
     def reset(self, slots: npt.NDArray[np.int64]) -> None:
