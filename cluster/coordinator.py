@@ -44,6 +44,8 @@ class CoordinatorState:
     last_seen: dict[str, float] = field(default_factory=dict)  # shard -> wall time
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # shard -> bed -> samples
     moves: list[Move] = field(default_factory=list)
+    outputs: Any | None = None  # the queue of forwarded events (cluster.outputs), if wanted
+    wall_origin: float | None = None  # the coordinator's engine-clock origin, for every shard
 
     @property
     def ring(self) -> HashRing:
@@ -62,7 +64,8 @@ def create_shards(state: CoordinatorState, nodes: list[str] | None = None) -> No
         strategy = NodeAffinitySchedulingStrategy(node_id=node, soft=False)
         state.shards[shard_id] = remote.options(
             num_cpus=0, max_restarts=0, scheduling_strategy=strategy,
-        ).remote(state.config, shard_id, live=state.live)
+        ).remote(state.config, shard_id, live=state.live, outputs=state.outputs,
+                 wall_origin=state.wall_origin)
         state.last_seen[shard_id] = time.time()
 
 

@@ -16,6 +16,7 @@ from typing import TextIO
 import ray
 
 from sleepstream.cluster import coordinator as co
+from sleepstream.cluster import station
 from sleepstream.engine.config import Config
 
 log = logging.getLogger(__name__)
@@ -30,30 +31,55 @@ def connect(address: str) -> None:
 async def run_cluster(config: Config, address: str, seconds: float | None,
                       out: TextIO = sys.stderr) -> int:
     connect(address)  # in the main thread: Ray sets its signal handlers there
+    try:
+        return await serve(config, seconds, out)
+    finally:
+        ray.shutdown()
+
+
+async def serve(config: Config, seconds: float | None, out: TextIO = sys.stderr, *,
+                signals: bool = True) -> int:
+    """The sharded run on the connected Ray cluster until ``seconds``, SIGINT or SIGTERM; with
+    a store or web view configured, both here, fed by every shard (``cluster.station``)."""
     state = co.CoordinatorState(config, live=True, vnodes=config.cluster.vnodes)
+    shared = station.prepare(config, out) if station.wanted(config) else None
+    if shared is not None:  # one store and web view for every shard's beds
+        state.outputs, state.wall_origin = shared.queue, shared.clock.wall_origin
     try:
         await asyncio.to_thread(co.start_shards, state)
         placed = {s: sorted(b for b, o in state.owner.items() if o == s) for s in state.shards}
-        print(f"sleepstream run: {len(config.beds)} bed(s) over {len(state.shards)} shard(s) on "
-              f"{address}: " + "; ".join(f"{s}: {len(b)}" for s, b in placed.items()), file=out)
+        print(f"sleepstream run: {len(config.beds)} bed(s) over {len(state.shards)} shard(s): "
+              + "; ".join(f"{s}: {len(b)}" for s, b in placed.items()), file=out)
         watch = asyncio.create_task(co.watch(
             state, heartbeat_s=config.cluster.heartbeat_s,
             dead_after_s=config.cluster.dead_after_s,
             on_move=lambda m: print(f"shard {m.shard} lost: {len(m.beds)} bed(s) moved",
                                     file=out)))
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM) if signals else ():
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, watch.cancel)
+        await _until_stopped(state, shared, watch, seconds, out)
+        failed = await asyncio.to_thread(_summary, state, out)
+    finally:
+        await asyncio.to_thread(co.stop_shards, state)
+        if shared is not None:
+            await station.close(shared)
+    return 1 if failed else 0
+
+
+async def _until_stopped(state: co.CoordinatorState, shared: station.ClusterOutputs | None,
+                         watch: asyncio.Task[None], seconds: float | None, out: TextIO) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        if shared is not None:
+            url = await stack.enter_async_context(station.running(state, shared, watch))
+            if url is not None:
+                print(f"web view on {url}/" + (" (bearer token required)"
+                                               if shared.parts.token else ""), file=out)
         with contextlib.suppress(TimeoutError, asyncio.CancelledError):
             async with asyncio.timeout(seconds):
                 await watch
         watch.cancel()
-        failed = await asyncio.to_thread(_summary, state, out)
-    finally:
-        await asyncio.to_thread(co.stop_shards, state)
-        ray.shutdown()
-    return 1 if failed else 0
 
 
 def _summary(state: co.CoordinatorState, out: TextIO) -> bool:

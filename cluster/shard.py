@@ -13,13 +13,18 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from sleepstream.engine.app.compose import build_engine
+from sleepstream.engine.app.monitor import live_info
+from sleepstream.engine.clock import MonotonicClock
 from sleepstream.engine.config import Config, SinkConfig
 from sleepstream.engine.pipeline import BedRuntime, Engine
-from sleepstream.engine.protocols import Event
+from sleepstream.engine.protocols import Event, Sink
+from sleepstream.engine.types import Command
 
 log = logging.getLogger(__name__)
 INTERRUPTED = "monitoring_interrupted"
@@ -57,6 +62,7 @@ class _Generation:
     engine: Engine
     beds: list[BedRuntime]
     task: asyncio.Task[None]
+    commands: asyncio.Queue[Command]  # operator commands routed here (web acknowledgements)
 
 
 @dataclass(slots=True)
@@ -67,11 +73,24 @@ class ShardState:
 
 
 class ShardWorker:
-    """One shard: ``assign`` beds, ``ping`` for health and counts, ``wait`` or ``stop``."""
+    """One shard: ``assign`` beds, ``ping`` for health and counts, ``wait`` or ``stop``.
 
-    def __init__(self, config: Config, shard_id: str, *, live: bool = True) -> None:
+    ``outputs``: the coordinator's event queue (``cluster.outputs``), fed by a ``ForwardSink``
+    in every engine here; ``wall_origin``: the coordinator's, so that live engine times agree
+    on every shard."""
+
+    def __init__(self, config: Config, shard_id: str, *, live: bool = True,
+                 outputs: Any | None = None, wall_origin: float | None = None) -> None:
         self.config, self.shard, self.live = config, shard_id, live
+        self.outputs, self.wall_origin = outputs, wall_origin
         self.state = ShardState()
+        self.forward: list[Sink] = []
+
+    def _clock(self) -> MonotonicClock | None:
+        if not self.live or self.wall_origin is None:
+            return None
+        return MonotonicClock(origin=time.monotonic() - (time.time() - self.wall_origin),
+                              wall_origin=self.wall_origin)
 
     def beds(self) -> list[str]:
         return [b.state.bed for g in self.state.generations for b in g.beds]
@@ -84,10 +103,19 @@ class ShardWorker:
         if not new:
             return []
         tag = f"{self.shard}.g{len(self.state.generations)}"
-        engine, runtimes, _ = build_engine(shard_config(self.config, new, tag), live=self.live,
-                                           on_progress=self._progress)
+        sinks: list[Sink] = []
+        if self.outputs is not None:
+            from sleepstream.cluster.outputs import ForwardSink
+
+            sinks.append(ForwardSink(self.outputs))
+            self.forward += sinks
+        commands: asyncio.Queue[Command] = asyncio.Queue(256)
+        engine, runtimes, _ = build_engine(
+            shard_config(self.config, new, tag), live=self.live, on_progress=self._progress,
+            extra_sinks=sinks, clock=self._clock(),
+            extra_commands=[_queue_source(commands)])
         task = asyncio.create_task(engine.run(), name=f"shard-{tag}")
-        self.state.generations.append(_Generation(engine, runtimes, task))
+        self.state.generations.append(_Generation(engine, runtimes, task, commands))
         now_wall = time.time()
         for bed, (last_wall, source) in (moved or {}).items():
             if bed in new:
@@ -110,6 +138,22 @@ class ShardWorker:
                 onset = now - (time.time() - pending[0])
                 g.engine.bus.publish_nowait(interrupted_event(bed.state.bed, "ended", onset,
                                                               now, now, pending[1]))
+
+    async def command(self, cmd: Command) -> bool:
+        """An operator command (an acknowledgement from the coordinator's web view) into the
+        engine that runs its bed; False when no bed of this shard has that id."""
+        for g in self.state.generations:
+            if any(b.state.bed == cmd.bed for b in g.beds):
+                g.commands.put_nowait(cmd)
+                return True
+        return False
+
+    async def live_figures(self) -> dict[str, dict[str, Any]]:
+        """Per bed: newest data time, frames, connected, failed (the web view's live part)."""
+        out: dict[str, dict[str, Any]] = {}
+        for g in self.state.generations:
+            out.update(live_info(g.beds, g.engine.clock))
+        return out
 
     async def ping(self) -> dict[str, int]:
         """Samples received so far, per bed (a live shard answers at once)."""
@@ -136,6 +180,13 @@ class ShardWorker:
             g.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await g.task
+        for sink in self.forward:  # the engines closed their sinks; this is the last flush
+            await sink.aclose()
 
     async def cpu_s(self) -> float:
         return time.process_time()
+
+
+async def _queue_source(queue: asyncio.Queue[Command]) -> AsyncIterator[Command]:
+    while True:
+        yield await queue.get()

@@ -5,9 +5,16 @@ the same events as one process, only a lost node's beds move, each with one
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import re
+import sqlite3
+import urllib.error
+import urllib.request
+import uuid
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,9 +24,12 @@ ray = pytest.importorskip("ray", reason="ray is not installed (pip install '.[cl
 from ray.cluster_utils import Cluster  # noqa: E402
 
 from sleepstream.cluster import coordinator as co  # noqa: E402
-from sleepstream.cluster import scenario  # noqa: E402
+from sleepstream.cluster import runner, scenario  # noqa: E402
 from sleepstream.cluster.shard import shard_config  # noqa: E402
+from sleepstream.drivers.mqtt_common import BrokerSettings  # noqa: E402
 from sleepstream.engine.app.compose import build_engine  # noqa: E402
+from sleepstream.simulators.faults import Fault, FaultSchedule  # noqa: E402
+from sleepstream.simulators.wearable import run_wearable  # noqa: E402
 from tests.peers import Mosquitto  # noqa: E402
 
 OXIMETRY = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "oximetry-hugcdn"
@@ -101,3 +111,72 @@ def _topics(driver: object) -> list[str]:
     prefix = getattr(driver, "_prefix", None)  # the MQTT source subscribes to prefix + "+"
     assert isinstance(prefix, str), f"no subscription prefix on {type(driver).__name__}"
     return [prefix + "+"]
+
+
+async def test_one_store_and_web_view_for_every_shard(
+        cluster: Cluster, mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """``run --cluster`` with ``--store`` and ``--http``: the coordinator's store holds every
+    shard's alarms and trends (the same alarm transitions as the shards' own JSONL sinks), its
+    web view shows every bed live, and an acknowledgement from the page reaches the shard that
+    owns the bed and comes back as a stored receipt."""
+    site = f"site-{uuid.uuid4().hex[:8]}"
+    shards = [co.shard_name(n) for n in co.alive_nodes()]
+    beds = scenario.pick_beds(shards, 4, prefix=site)
+    config = scenario.wearable_config(tmp_path, mosquitto.port, beds, site)
+    db = tmp_path / "night.sqlite"
+    config = replace(config, http=replace(config.http, listen="127.0.0.1:0"),
+                     store=replace(config.store, path=str(db), batch_s=0.2, trend_s=3.0))
+    out = io.StringIO()
+    run = asyncio.create_task(runner.serve(config, 16.0, out, signals=False))
+    url = await _wait_for(lambda: re.search(r"web view on (\S+)/", out.getvalue()), 30.0)
+    base = url.group(1)
+    broker = BrokerSettings(host="127.0.0.1", port=mosquitto.port)
+    await asyncio.sleep(1.0)  # the shards' sources subscribe
+    probe_off = FaultSchedule((Fault("sensor_off", 4.0, 16.0, ("SpO2",)),))  # an alarm a bed
+    sims = [asyncio.create_task(run_wearable(broker=broker, site=site, bed=b, duration_s=24.0,
+                                             speed=4.0, seed=i, faults=probe_off))
+            for i, b in enumerate(beds)]
+    snapshot = await _wait_for(lambda: _all_live(base, beds), 20.0)
+    assert {b["bed"] for b in snapshot["beds"]} == set(beds)
+    ring = co.HashRing(tuple(shards))
+    far = next(b for b, s in ring.assign(beds).items() if s != shards[0])
+    status, _ = await asyncio.to_thread(
+        _post, f"{base}/api/beds/{far}/ack", json.dumps({"id": None, "by": "nurse-7"}).encode())
+    assert status == 202
+    await asyncio.gather(*sims)
+    assert await run == 0
+    with sqlite3.connect(db) as con:
+        acks = con.execute("SELECT bed, by FROM acks").fetchall()
+        stored = Counter(con.execute(
+            "SELECT alert_id, state FROM alarms WHERE bed != ''").fetchall())
+        trend_beds = {r[0] for r in con.execute("SELECT DISTINCT bed FROM trends")}
+    assert acks == [(far, "nurse-7")]
+    assert trend_beds == set(beds)
+    sent = Counter((e["id"], e["state"]) for e in scenario.read_events(tmp_path)
+                   if e["type"] == "alert")
+    assert {e.split("/")[0] for e, _ in sent} == set(beds)  # every bed alarmed, on both shards
+    assert stored == sent
+
+
+async def _wait_for(probe, timeout_s: float):
+    async with asyncio.timeout(timeout_s):
+        while not (found := await asyncio.to_thread(probe)):
+            await asyncio.sleep(0.2)
+    return found
+
+
+def _all_live(base: str, beds: list[str]) -> dict | None:
+    with urllib.request.urlopen(f"{base}/api/snapshot", timeout=5) as res:
+        snap = json.loads(res.read())
+    live = {b["bed"]: b["live"] for b in snap["beds"]}
+    return snap if all(live.get(b, {}).get("last_data_t") is not None for b in beds) else None
+
+
+def _post(url: str, body: bytes) -> tuple[int, str]:
+    req = urllib.request.Request(url, data=body, method="POST",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as res:
+            return res.status, res.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()

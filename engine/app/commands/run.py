@@ -99,18 +99,16 @@ def print_summary(beds: list[BedRuntime], tally: TallySink, out: TextIO) -> None
 
 def main(args: argparse.Namespace) -> int:
     address = args.cluster or load_config(args.config).cluster.address
-    if address:  # the same beds, sharded (sleepstream.cluster)
-        if args.http or args.store:
-            print("sleepstream run --cluster: --http and --store are per process and not yet "
-                  "available with --cluster", file=sys.stderr)
-            return 2
+    if address:  # the same beds, sharded (sleepstream.cluster); store and web on this process
         try:
             from sleepstream.cluster.runner import run_cluster
         except ImportError as exc:
             print(f"sleepstream run --cluster: {exc}; pip install 'sleepstream[cluster]'",
                   file=sys.stderr)
             return 2
-        return asyncio.run(run_cluster(load_config(args.config), address, args.seconds))
+        config = with_overrides(load_config(args.config), http=args.http,
+                                token=args.http_token, store=args.store)
+        return asyncio.run(run_cluster(config, address, args.seconds))
     beds = asyncio.run(run(args.config, args.seconds, http=args.http, token=args.http_token,
                            store=args.store))
     return 1 if any(b.failed for b in beds) else 0
