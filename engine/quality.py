@@ -219,6 +219,7 @@ def step(
     alerts: list[Alert] = []
     counts: dict[str, int] = {}
     t = t0 + np.arange(valid.shape[0], dtype=np.float64) / spec.fs
+    t_emit = t0 + valid.shape[0] / spec.fs  # the engine time this block is seen: its end
     for code, (condition, bad) in bad_masks.items():
         n_bad = int(bad.sum())
         if n_bad:
@@ -230,7 +231,7 @@ def step(
                 cond.current is None and cond.run_start is None and not condition.any()):
             continue
         alerts += step_condition(cond, t, condition.astype(np.int8), np.zeros(t.size),
-                                 dt=1.0 / spec.fs, t_emit=None)
+                                 dt=1.0 / spec.fs, t_emit=t_emit)
     alerts.sort(key=lambda a: a.emitted_at)
     return QualityResult(ok, tuple(alerts), counts)
 
