@@ -131,10 +131,10 @@ def step(
     base = _baseline(state.history, amp)
     known = ~np.isnan(amp) & ~np.isnan(base) & (np.nan_to_num(base) > 0)
     ratio = np.where(known, amp / np.where(known, base, 1.0), np.nan)
-    r = np.nan_to_num(ratio, nan=1.0)
-    out = step_condition(state.apnea, t, tri(r <= 1.0 - state.apnea.rule.threshold, known),
-                         ratio, dt=1.0, t_emit=t_emit)
-    hyp_met = (r <= 1.0 - state.hypopnea.rule.threshold) & (r > 1.0 - state.apnea.rule.threshold)
+    drop = 1.0 - np.nan_to_num(ratio, nan=1.0)  # compared as a drop: 1 - 0.9 != 0.1 in binary
+    apnea_met = drop >= state.apnea.rule.threshold
+    out = step_condition(state.apnea, t, tri(apnea_met, known), ratio, dt=1.0, t_emit=t_emit)
+    hyp_met = (drop >= state.hypopnea.rule.threshold) & ~apnea_met
     for a in step_condition(state.hypopnea, t, tri(hyp_met, known), ratio, dt=1.0,
                             t_emit=t_emit):
         if a.state == AlertState.ACTIVE and a.end is None:
