@@ -147,3 +147,29 @@ def test_info_nce_term_trains() -> None:
     before = [p.detach().clone() for p in model.parameters()]
     pretrain(model, data, steps=1, batch=2, crop=120, infonce=0.5)
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_pretrain_on_unlabelled_nights(tmp_path: Path) -> None:
+    from sleepstream.models import bundle
+
+    data = tmp_path / "data"
+    (data / "scored").mkdir(parents=True)
+    (data / "unscored").mkdir()
+    _write_edf(data / "scored" / "night0.edf", 0)
+    night = synthetic_night(1, minutes=12)
+    hr = edfio.EdfSignal(
+        night.signals["hr"][0].astype(np.float64), 1, label="HR", physical_range=(0, 250)
+    )
+    edfio.Edf([hr]).write(data / "unscored" / "free1.edf")
+    out, cache = tmp_path / "model", tmp_path / "cache"
+    common = ["--data", str(data), "--out", str(out)]
+    tok = ["train", "tokenizer", *common, "--steps", "3", "--batch", "64", "--codes", "16"]
+    assert cli(tok) == 0
+    pre = ["train", "pretrain", *common, "--unlabelled", "--cache", str(cache), "--steps", "1",
+           "--crop", "120", "--d-model", "32", "--layers", "1", "--window", "60"]  # fmt: skip
+    assert cli(pre) == 0
+    meta = bundle.load(out / "pretrain.npz").meta
+    assert meta["pretrain_records"] == ["scored/night0", "unscored/free1"]
+    assert len(list(cache.rglob("*.npz"))) == 2
+    assert cli([*pre, "--exclude", "night0"]) == 0  # codes read back from the cache
+    assert bundle.load(out / "pretrain.npz").meta["pretrain_records"] == ["unscored/free1"]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import logging
 import time
+from pathlib import Path
+from typing import Any
 
 from sleepstream.engine.app.commands.model_common import add_data, add_out
 
@@ -29,6 +32,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=0.0,
         help="weight of the cross-modal InfoNCE term (0 = off)",
     )
+    p.add_argument(
+        "--unlabelled",
+        action="store_true",
+        help="use every recording under --data with SpO2 or HR, scored or not (labels unused)",
+    )
+    p.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="with --unlabelled: folder keeping the tokenized nights between runs",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -44,8 +58,11 @@ def main(args: argparse.Namespace) -> int:
     mods = tuple(tr.tokenizers)
     levels = next(iter(tr.tokenizers.values())).cfg.levels
     codes = next(iter(tr.tokenizers.values())).cfg.codes
-    nights = load_nights(args.data, args.include, args.exclude, mods)
-    data = [tokenize(tr.tokenizers, n, mods, levels) for n in nights]
+    if args.unlabelled:
+        data = _unlabelled(args, tr.tokenizers, mods, levels)
+    else:
+        nights = load_nights(args.data, args.include, args.exclude, mods)
+        data = [tokenize(tr.tokenizers, n, mods, levels) for n in nights]
     cfg = ModelConfig(
         modalities=mods,
         levels=levels,
@@ -71,7 +88,7 @@ def main(args: argparse.Namespace) -> int:
     tr.model = model
     tr.meta.update(
         {
-            "pretrain_records": [n.name for n in nights],
+            "pretrain_records": [d.name for d in data],
             "pretrain_steps": args.steps,
             "pretrain_s": round(time.monotonic() - t0, 1),
             "infonce": args.infonce,
@@ -80,3 +97,20 @@ def main(args: argparse.Namespace) -> int:
     bundle.save(args.out / "pretrain.npz", tr, "pretrain")
     print(f"wrote {args.out / 'pretrain.npz'} ({time.monotonic() - t0:.0f} s)")
     return 0
+
+
+def _unlabelled(
+    args: argparse.Namespace, tokenizers: dict[str, Any], mods: tuple[str, ...], levels: int
+) -> list[Any]:
+    from sleepstream.models.data import split_names
+    from sleepstream.models.pretrain_data import find_nights, tokenized_nights
+
+    nights = find_nights(args.data)
+    refs = split_names([n.ref for n in nights], args.exclude)
+    if args.include:
+        pats = [s.strip() for s in args.include.split(",") if s.strip()]
+        refs = [r for r in refs if any(fnmatch.fnmatch(r.name, p) for p in pats)]
+    use = [n for n in nights if n.ref in refs]
+    data = tokenized_nights(use, tokenizers, mods, levels, args.cache)
+    log.info("pretraining on %d nights with SpO2 or HR", len(data))
+    return data
