@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 FRAME_SAMPLES = 4_000_000  # at most this many samples (all channels) in one replayed frame
 MAX_LOADED_SAMPLES = 500_000_000  # read_recording: 2 GB of float32 at most
+LOAD_BLOCK_S = 600.0  # read_recording reads this much of the file at a time
 
 # Plausible physiological ranges per modality, used by the out-of-range detector.
 VALID_RANGES: dict[str, tuple[float | None, float | None]] = {
@@ -170,12 +171,17 @@ def read_recording(path: str | Path, rules: Sequence[ChannelRule] = ()) -> Recor
         if total > MAX_LOADED_SAMPLES:
             raise RecordingError(f"{edf.path}: {total} samples are too many to load at once "
                                  f"(at most {MAX_LOADED_SAMPLES}); replay it instead")
-        signals = []
-        for spec, i in zip(info.channels, edf.data_signals, strict=True):
-            data, valid = edf.read([i], 0, edf.samples(i))
-            signals.append(Signal(spec.name, spec, _scaled(data[:, 0], spec.name, rules),
-                                  valid[:, 0]))
-    return Recording(info.path, info.start, info.duration, tuple(signals), info.annotations,
+        arrays = [(np.empty(edf.samples(i), np.float32), np.empty(edf.samples(i), bool))
+                  for i in edf.data_signals]
+        step = max(edf.header.record_s, LOAD_BLOCK_S)
+        for t in np.arange(0.0, info.duration, step):  # block by block: records read once
+            for (data, valid), i in zip(arrays, edf.data_signals, strict=True):
+                fs = edf.fs(i)
+                a, b = round(t * fs), min(round((t + step) * fs), data.size)
+                data[a:b, None], valid[a:b, None] = edf.read([i], a, b)
+        signals = tuple(Signal(spec.name, spec, _scaled(data, spec.name, rules), valid)
+                        for spec, (data, valid) in zip(info.channels, arrays, strict=True))
+    return Recording(info.path, info.start, info.duration, signals, info.annotations,
                      info.discontinuous, info.dropped_annotations)
 
 

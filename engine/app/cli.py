@@ -34,6 +34,7 @@ COMMANDS: tuple[tuple[str | None, str, str, str], ...] = (
     ("simulate", "replay", "simulate_replay", "a recorded night as a live device"),
     ("simulate", "wearable", "simulate_wearable", "SpO2 + HR + accelerometer over MQTT"),
     ("bench", "io", "bench_io", "live driver ingest rates vs a no-op baseline"),
+    ("bench", "memory", "bench_memory", "peak memory of a long EDF replay vs loading it"),
     ("train", "tokenizer", "train_tokenizer", "RVQ tokenizer per modality"),
     ("train", "pretrain", "train_pretrain", "next-token pretraining"),
     ("train", "stage", "train_stage", "stage head; writes model and ONNX runtime"),
