@@ -87,6 +87,8 @@ def sleep_statistics(stages: Sequence[str | None], epoch_s: float = 30.0) -> dic
     out["SFI"] = awakenings / (out["TST"] / 60.0) if out["TST"] > 0 else math.nan
     scored = spt[spt != ""]
     out["stage_shifts"] = float((scored[1:] != scored[:-1]).sum()) if has_sleep else math.nan
+    if not (st != "").any():  # nothing staged (the model abstained): no stage figure at all
+        out.update({k: math.nan for k in out if k not in ("TIB", "unscored")})
     return out
 
 

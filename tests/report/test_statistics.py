@@ -57,6 +57,16 @@ def test_sleep_statistics_small_hypnogram_by_hand() -> None:
     assert empty["TST"] == 0 and math.isnan(empty["SOL"]) and math.isnan(empty["%REM"])
 
 
+def test_a_night_the_model_abstained_on_has_no_stage_figures() -> None:
+    """Unscored is not awake: with no epoch staged, TST, SE, minutes per stage, awakenings are
+    n/a (not 0 % efficiency); only time in bed and the unscored minutes stand."""
+    s = sleep_statistics([None] * 20)
+    assert s["TIB"] == 10.0 and s["unscored"] == 10.0
+    assert all(math.isnan(v) for k, v in s.items() if k not in ("TIB", "unscored")), s
+    one = sleep_statistics([None] * 19 + ["W"])  # one staged epoch: figures again
+    assert one["TST"] == 0.0 and one["SE"] == 0.0 and one["awakenings"] == 0.0
+
+
 def test_event_statistics_from_trends_and_events() -> None:
     spo2 = np.full(600, 95.0)
     spo2[100:160] = 88.0  # 60 s below 90 %
