@@ -16,9 +16,9 @@ from sleepstream.drivers.edf import read_recording
 from sleepstream.engine.errors import RecordingError
 from tests.drivers.test_edf import _write_edf
 
-FUZZ_EXAMPLES = int(os.environ.get("SLEEPSTREAM_FUZZ_EXAMPLES", "400"))
-_WIDTHS = {"label": (0, 16), "digital_min": (120, 8), "digital_max": (128, 8),
-           "samples": (216, 8)}
+FUZZ_EXAMPLES = int(os.environ.get("SLEEPSTREAM_FUZZ_EXAMPLES", "2000"))
+_WIDTHS = {"label": (0, 16), "physical_min": (104, 8), "physical_max": (112, 8),
+           "digital_min": (120, 8), "digital_max": (128, 8), "samples": (216, 8)}
 
 
 def _set(raw: bytearray, at: int, width: int, value: str) -> None:
@@ -50,6 +50,9 @@ def _hostile(tmp_path: Path, edit, **kw) -> Path:  # type: ignore[no-untyped-def
     (lambda r: _set(r, 184, 8, "99999999"), "header bytes"),
     (lambda r: _set_signal(r, "digital_min", 1, "32767") or _set_signal(
         r, "digital_max", 1, "-32768"), "digital minimum"),  # inverted: SpO2 5 % read for 95
+    (lambda r: _set_signal(r, "physical_min", 0, "7") or _set_signal(
+        r, "physical_max", 0, "7"), "physical minimum = maximum"),
+    (lambda r: _set(r, 236, 8, "-5"), "data records"),
 ])
 def test_hostile_headers_are_refused_in_one_line(tmp_path: Path, edit, message: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(RecordingError, match=message) as info:
@@ -90,6 +93,13 @@ def test_garbage_annotation_bytes_are_an_error_or_dropped(tmp_path: Path) -> Non
             assert "\n" not in str(exc)
         else:
             assert all(a.text.isprintable() for a in rec.annotations)
+
+
+def test_annotations_that_are_not_utf8_are_dropped_and_counted(tmp_path: Path) -> None:
+    path = _hostile(tmp_path, lambda r: _tal(r, 1, b"+1\x14\x14\x00+1\x14\xff\xfe\x14\x00"))
+    rec = read_recording(path)
+    assert rec.dropped_annotations == 1
+    assert [a.text for a in rec.annotations] == ["Sleep stage W"]
 
 
 def test_a_truncated_file_is_reported_and_replayed_up_to_its_last_record(
