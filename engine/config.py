@@ -132,6 +132,8 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
                                     > cluster.heartbeat_s and cluster.vnodes > 0):
         problems.append(("cluster", "need heartbeat_s > 0, dead_after_s > heartbeat_s, "
                          "vnodes > 0"))
+    if cluster is not None and cluster.inference not in ("local", "pooled"):
+        problems.append(("cluster.inference", f"{cluster.inference!r} is not local or pooled"))
     if store is not None and not (store.batch_s > 0 and store.night_h > 0 and store.trend_s > 0):
         problems.append(("store", "batch_s, night_h and trend_s must be > 0"))
     if model is not None and model.backend not in BACKENDS:

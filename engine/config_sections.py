@@ -69,12 +69,16 @@ class HttpSection:
 @dataclass(frozen=True, slots=True)
 class ClusterSection:
     """``[cluster]``: shard the beds over a Ray cluster (``run --cluster`` overrides ``address``).
-    ``address``: a Ray address (``ray://host:10001``, ``host:6379``) or ``local``."""
+    ``address``: a Ray address (``ray://host:10001``, ``host:6379``) or ``local``;
+    ``inference``: ``local`` (a backend in each shard) or ``pooled`` (``cluster.serving``)."""
 
     address: str | None = None
     heartbeat_s: float = 0.5  # every shard is pinged this often
     dead_after_s: float = 3.0  # a shard silent this long is lost; its beds move
     vnodes: int = 64  # points per shard on the consistent hash ring
+    inference: str = "local"  # "pooled": every shard steps through one shared service
+    service_backend: str = "onnx"  # the pooled service's backend ("tensorrt" on a GPU node)
+    service_gpu: bool = False  # place the pooled service on a node with a GPU
 
 
 @dataclass(frozen=True, slots=True)
