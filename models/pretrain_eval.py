@@ -38,6 +38,7 @@ class HeadFit:
     lr: float = 2e-3
     weight_decay: float = 0.01
     seed: int = 0
+    match_shares: bool = True  # shift the output biases so training predictions match shares
 
 
 def subject_of(name: str) -> str:
@@ -129,7 +130,40 @@ def fit_head(
         sched.step()
         if it % 200 == 0 or it == fit.steps - 1:
             log.info("stage head step %d ce %.3f", it, loss.item())
-    return head.eval()
+    head.eval()
+    if fit.match_shares:
+        match_shares(head, x, y, n_stages)
+    return head
+
+
+def unmatched(head: torch.nn.Module, probs: np.ndarray) -> np.ndarray:
+    """What ``probs`` of a share-matched head were before ``match_shares`` shifted them."""
+    shift = getattr(head, "share_shift", None)
+    if shift is None:
+        return probs
+    z = np.log(np.maximum(probs, 1e-30)) - shift.numpy()[None]
+    z = np.exp(z - z.max(-1, keepdims=True))
+    return z / z.sum(-1, keepdims=True)
+
+
+@torch.no_grad()
+def match_shares(
+    head: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, n: int, iters: int = 60
+) -> torch.Tensor:
+    """Shift the last layer's biases so the stages predicted on the training epochs ``x``
+    (N, es, D) come in the shares the scorers gave them (``y``): the class weighting of the
+    loss otherwise over- or under-calls the small classes (REM, deep) on every night. Returns
+    the shift (S,). A bias adds to the epoch logits directly (they are a mean over steps)."""
+    last = [m for m in head.modules() if isinstance(m, torch.nn.Linear)][-1]
+    logits = head(x).mean(1)  # (N, S)
+    target = torch.bincount(y, minlength=n).float() / len(y)
+    shift = torch.zeros(n)
+    for it in range(iters):
+        pred = F.one_hot((logits + shift).argmax(-1), n).float().mean(0)
+        shift += 0.5 / (1 + it / 10) * torch.log((target + 1e-3) / (pred + 1e-3))  # damped
+    last.bias += shift
+    head.share_shift = shift  # type: ignore[assignment]
+    return shift
 
 
 @torch.no_grad()
@@ -159,6 +193,7 @@ def cross_validate(
     """Pooled held-out figures of one arm, plus per-fold kappas, and the held-out probs."""
     emb = stream_embeddings(model, data)
     probs: list[np.ndarray | None] = [None] * len(data)
+    raw: list[np.ndarray | None] = [None] * len(data)
     per_fold = []
     for f in sorted(set(folds)):
         train = [i for i, g in enumerate(folds) if g != f]
@@ -172,7 +207,7 @@ def cross_validate(
         )
         fold_probs = head_probs(head, [emb[i] for i in test])
         for i, p in zip(test, fold_probs, strict=True):
-            probs[i] = p
+            probs[i], raw[i] = p, unmatched(head, p)
         r = score_probs([data[i] for i in test], fold_probs)
         per_fold.append(
             {
@@ -183,7 +218,14 @@ def cross_validate(
         )
     done = [p for p in probs if p is not None]
     assert len(done) == len(data)
-    return {**summary(score_probs(data, done)), "folds": per_fold}, done
+    figures = {**summary(score_probs(data, done)), "folds": per_fold}
+    if fit.match_shares:
+        s = summary(score_probs(data, [p for p in raw if p is not None]))
+        figures["before_share_matching"] = {
+            k: s[k] for k in ("accuracy", "kappa", "accuracy_4class", "kappa_4class",
+                              "macro_f1_4class", "rem_share_pred", "rem_share_gap_points")
+        }  # fmt: skip
+    return figures, done
 
 
 def summary(r: dict[str, Any]) -> dict[str, Any]:

@@ -42,8 +42,8 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict:
 
 
 def test_subject_folds_keep_a_subjects_nights_together() -> None:
-    names = [f"slpdb/slp{n}" for n in
-             "01a 01b 02b 03 14 16 37 41 48 59 61 66".split()]
+    nums = ("01a", "01b", "02b", "03", "14", "16", "37", "41", "48", "59", "61", "66")
+    names = [f"slpdb/slp{n}" for n in nums]
     folds = subject_folds(names, 3)
     assert folds == [0] * 4 + [1] * 4 + [2] * 4
     assert subject_of("slpdb/slp01b") == "slp01" and subject_of("a01") == "a01"
@@ -86,6 +86,7 @@ def test_ablation_command_end_to_end(
             100 * abs(r["rem_share_pred"] - r["rem_share_true"]), abs=1e-3
         )  # printed figures are rounded to 6 decimals
         assert sum(r["fraction_pred_4class"].values()) == pytest.approx(1.0, abs=1e-5)
+        assert set(r["before_share_matching"]) >= {"kappa_4class", "rem_share_pred"}
         assert r["meets_goal"] == (r["kappa_4class"] >= 0.35 and r["rem_share_gap_points"] <= 5)
     assert len({r["rem_share_true"] for r in rep["arms"].values()}) == 1
     assert "pretrain_s" in rep["arms"]["real"]
@@ -99,3 +100,22 @@ def test_ablation_command_end_to_end(
         assert again["arms"][arm]["kappa_4class"] == rep["arms"][arm]["kappa_4class"]
         assert again["arms"][arm]["confusion_4class"] == rep["arms"][arm]["confusion_4class"]
     assert again["arms"]["real"]["pretrain_s"] == rep["arms"]["real"]["pretrain_s"]
+
+
+def test_share_matching_brings_training_shares_to_the_scored_ones() -> None:
+    from sleepstream.models.pretrain_eval import match_shares, unmatched
+
+    torch.manual_seed(0)
+    head = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.GELU(), torch.nn.Linear(8, 3))
+    x = torch.randn(600, 1, 4).expand(600, 30, 4)  # epochs that differ
+    y = torch.from_numpy(np.repeat([0, 1, 2], [360, 180, 60]))
+    with torch.no_grad():
+        head[2].bias += torch.tensor([3.0, 0.0, 0.0])  # calls nearly everything class 0
+        before = head(x).mean(1)
+    match_shares(head, x, y, 3)
+    with torch.no_grad():
+        after = head(x).mean(1)
+    shares = torch.bincount(after.argmax(-1), minlength=3).float() / len(y)
+    assert torch.allclose(shares, torch.tensor([0.6, 0.3, 0.1]), atol=0.03)
+    back = unmatched(head, after.softmax(-1).numpy())
+    assert np.allclose(back, before.softmax(-1).numpy(), atol=1e-5)
