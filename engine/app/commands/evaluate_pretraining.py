@@ -19,27 +19,49 @@ from sleepstream.engine.app.commands.model_common import DEFAULT_CHECKPOINT
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, type=Path, help="folder of real recordings (EDF+)")
-    p.add_argument("--stage-data", type=Path, default=None,
-                   help="scored nights for the stage head (default: DATA/slpdb)")
+    p.add_argument(
+        "--stage-data",
+        type=Path,
+        default=None,
+        help="scored nights for the stage head (default: DATA/slpdb)",
+    )
     p.add_argument("--folds", type=int, default=3, help="record-wise folds (default 3)")
-    p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT,
-                   help="reference model (tokenizers, configuration, synthetic arm)")
-    p.add_argument("--arms", default="real,synthetic,none",
-                   help="comma list of real, synthetic, none, synthetic+real")
-    p.add_argument("--exclude", default=None,
-                   help="comma list of record-name globs left out of pretraining")
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=DEFAULT_CHECKPOINT,
+        help="reference model (tokenizers, configuration, synthetic arm)",
+    )
+    p.add_argument(
+        "--arms",
+        default="real,synthetic,none",
+        help="comma list of real, synthetic, none, synthetic+real",
+    )
+    p.add_argument(
+        "--exclude", default=None, help="comma list of record-name globs left out of pretraining"
+    )
     p.add_argument("--steps", type=int, default=600, help="pretraining steps")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--crop", type=int, default=600, help="pretraining window in seconds")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--head-steps", type=int, default=600, help="stage-head steps per fold")
     p.add_argument("--head-lr", type=float, default=2e-3)
-    p.add_argument("--out", type=Path, default=Path("out/pretraining"),
-                   help="folder for the pretrained arms")
-    p.add_argument("--cache", type=Path, default=Path("out/cache/pretraining"),
-                   help="folder for tokenized nights")
-    p.add_argument("--save", type=Path, default=None, metavar="DIR",
-                   help="write the real-pretrained variant (model.npz) into DIR")
+    p.add_argument(
+        "--out", type=Path, default=Path("out/pretraining"), help="folder for the pretrained arms"
+    )
+    p.add_argument(
+        "--cache",
+        type=Path,
+        default=Path("out/cache/pretraining"),
+        help="folder for tokenized nights",
+    )
+    p.add_argument(
+        "--save",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write the real-pretrained variant (model.npz) into DIR",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="end with one JSON line of figures")
@@ -77,7 +99,8 @@ def main(args: argparse.Namespace) -> int:
     pre = tokenized_nights(nights, ref.tokenizers, mods, levels, args.cache)
     stage_nights = find_nights(args.stage_data or args.data / "slpdb")
     stage = [
-        d for d in tokenized_nights(stage_nights, ref.tokenizers, mods, levels, args.cache)
+        d
+        for d in tokenized_nights(stage_nights, ref.tokenizers, mods, levels, args.cache)
         if (d.stages >= 0).any()
     ]
     if not pre or not stage:
@@ -88,8 +111,10 @@ def main(args: argparse.Namespace) -> int:
     report, models = ablation(names, ref, pre, stage, args.folds, run, fit, args.out)
     print(f"pretraining: {len(pre)} nights, hours {report['pretraining']['hours']}")
     print(f"stage head: {len(stage)} nights, folds {report['folds']}")
-    print(f"{'arm':<15} {'acc5':>6} {'kappa5':>7} {'acc4':>6} {'kappa4':>7} {'mf1_4':>6} "
-          f"{'REM%':>6} {'pred%':>6}")
+    print(
+        f"{'arm':<15} {'acc5':>6} {'kappa5':>7} {'acc4':>6} {'kappa4':>7} {'mf1_4':>6} "
+        f"{'REM%':>6} {'pred%':>6}"
+    )
     for name, r in report["arms"].items():
         print(_row(name, r))
     if args.save is not None and "real" in models:
