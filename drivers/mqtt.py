@@ -20,11 +20,13 @@ reported and re-anchored, never followed into the timeline.
 Source events (``SourceEvent.code``), all stamped on the sample timeline (the time of the first
 sample concerned, so they line up with the data at any replay speed):
 ``stream_lost`` (no packet on a channel for ``lost_after_s``; ends at the next packet),
-``broker_lost`` (connection down; ends on resubscribe), ``packet_loss`` (a released gap, onset and
-end), ``sensor_off`` (device-flagged NaN samples), and the pulses (onset and end at the same time)
-``duplicate_packets``, ``reordered_packets``, ``clock_jump``, ``conflicting_packets`` (a second
-publisher on a channel: same seq, other samples) and ``sequence_jump`` (a packet out of the
-sequence window: held as a restart candidate, never filled; at most one per channel per 10 s).
+``broker_lost`` (connection down; ends on resubscribe), ``sensor_off`` (device-flagged NaN
+samples), and the repeatable faults ``packet_loss`` (released gaps), ``duplicate_packets``,
+``reordered_packets``, ``clock_jump``, ``conflicting_packets`` (a second publisher on a channel:
+same seq, other samples) and ``sequence_jump`` (a packet out of the sequence window: held as a
+restart candidate, never filled). A repeatable fault is one condition per channel while it
+repeats (``drivers.held_faults``): it ends ``fault_hold_s`` after its last occurrence, so a flood
+that loses thousands of packets is one ``packet_loss`` alarm, its samples all counted.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import aiomqtt
 import numpy as np
 
 from sleepstream.drivers.codecs import DEFAULT_LIMITS, CodecLimits, Packet, decode_packet
+from sleepstream.drivers.held_faults import HeldFaultsState
 from sleepstream.drivers.mqtt_common import (
     BrokerSettings,
     broker_from_config,
@@ -72,7 +75,6 @@ class ChannelState:
     last_arrival: float | None = None  # monotonic seconds
     lost: bool = False
     sensor_off: bool = False
-    last_jump_notice: float = -1e9  # monotonic time of the last sequence_jump event
 
     def t_of(self, seq: int) -> float:
         return (self.base or 0.0) + seq / self.spec.fs
@@ -112,6 +114,7 @@ class MqttSource:
         jump_s: float = 2.0,
         max_frames: int = 1024,
         max_queued_messages: int = 10_000,
+        fault_hold_s: float = 5.0,
     ) -> None:
         if not channels:
             raise ValueError(f"bed {bed!r}: an MQTT source needs at least one declared channel")
@@ -141,6 +144,7 @@ class MqttSource:
         self._stack: contextlib.AsyncExitStack | None = None
         self._logged: dict[str, tuple[float, int]] = {}  # reason -> (last line, lines held back)
         self._down_since: tuple[float, float] | None = None  # (event t, monotonic) of the outage
+        self.faults = HeldFaultsState(self._event, hold_s=fault_hold_s)
         self.connected = asyncio.Event()
 
     @property
@@ -168,6 +172,7 @@ class MqttSource:
         if self._stack is not None:
             await self._stack.aclose()
             self._stack = None
+        self.faults.expire(time.monotonic(), force=True)
         self._outbox.close()
 
     def frames(self) -> AsyncIterator[Frame | SourceEvent | ChannelsAnnounced]:
@@ -230,6 +235,7 @@ class MqttSource:
                     t = ch.t_of(ch.order.next_seq or 0)
                     msg = f"no data on {ch.spec.name} for {self.lost_after_s:g} s"
                     self._event("stream_lost", (ch.spec.name,), t, True, msg)
+            self.faults.expire(now)
 
     # -- one message --------------------------------------------------------------------------
 
@@ -295,8 +301,7 @@ class MqttSource:
                 self.stats.clock_jumps += 1
                 t = ch.t_of(p.seq)
                 msg = f"{name}: device clock jumped by {p.t0 - expected:+.3f} s"
-                self._event("clock_jump", (name,), t, True, msg)
-                self._event("clock_jump", (name,), t, False, msg)
+                self.faults.hit("clock_jump", (name,), t, t, now, msg)
                 ch.t0_anchor, ch.seq_anchor = p.t0, p.seq
         ch.last_arrival = now
         if ch.lost:
@@ -310,22 +315,18 @@ class MqttSource:
             msg = f"{name}: {note} packet seq {p.seq} ({n} samples)"
             if note == "conflict":
                 msg += "; two publishers on one channel (check the broker's ACL)"
-            self._event(code, (name,), t, True, msg)
-            self._event(code, (name,), t, False, msg)
+            self.faults.hit(code, (name,), t, t, now, msg, amount=1)
         self._release(ch, released)
 
     def _sequence_notice(self, ch: ChannelState, p: Packet, what: str) -> None:
-        """A ``sequence_jump`` pulse, at most one per channel every 10 s (all are counted)."""
-        now = time.monotonic()
+        """A ``sequence_jump`` occurrence: one condition (and one log line) while they repeat;
+        all are counted."""
         self.stats.sequence_jumps += 1
-        if now - ch.last_jump_notice < 10.0:
-            return
-        ch.last_jump_notice = now
         t = ch.t_of(ch.order.next_seq or 0) if ch.base is not None else self.clock.now()
         msg = f"{ch.spec.name}: packet seq {p.seq} {what} (expected seq {ch.order.next_seq})"
-        log.warning("bed %s: %s", self.bed, msg)
-        self._event("sequence_jump", (ch.spec.name,), t, True, msg)
-        self._event("sequence_jump", (ch.spec.name,), t, False, msg)
+        if ("sequence_jump", (ch.spec.name,)) not in self.faults.active:
+            log.warning("bed %s: %s", self.bed, msg)
+        self.faults.hit("sequence_jump", (ch.spec.name,), t, t, time.monotonic(), msg, amount=1)
 
     def _release(self, ch: ChannelState, segments: list[Segment]) -> None:
         name = ch.spec.name
@@ -336,7 +337,8 @@ class MqttSource:
             t = ch.t_of(seg.seq) + np.arange(n, dtype=np.float64) / ch.spec.fs
             if seg.gap:
                 msg = f"{name}: {n} samples never arrived (seq {seg.seq}..{seg.end - 1})"
-                self._event("packet_loss", (name,), float(t[0]), True, msg)
+                self.faults.hit("packet_loss", (name,), float(t[0]), ch.t_of(seg.end),
+                                time.monotonic(), msg, amount=n)
             else:
                 flag = [ch.sensor_off]
                 for ev in sensor_off_events(flag, seg.valid.reshape(n, 1), t, (name,)):
@@ -352,9 +354,6 @@ class MqttSource:
                     seq=seg.seq,
                 )
             )
-            if seg.gap:
-                end_t = ch.t_of(seg.end)
-                self._event("packet_loss", (name,), end_t, False, f"{name}: data resumed")
 
     def _event(self, code: str, channels: tuple[str, ...], t: float, active: bool,
                message: str) -> None:

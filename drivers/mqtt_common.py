@@ -4,6 +4,12 @@ Topics: ``sleepstream/v1/<site>/<bed>/data/<channel>`` in; ``.../stage``, ``.../
 ``.../status`` out. Every client speaks MQTT v5; TLS (CA, client certificate and key) and
 username/password are options. Every client reconnects through ``keep_connected`` (capped,
 jittered exponential backoff).
+
+aiomqtt and paho log through ``sleepstream.drivers.mqtt_client``, rate-limited globally: aiomqtt
+writes one warning per incoming message its full queue discards, so a flood of 50,000 packets
+would write tens of thousands of lines. Each distinct line template is written at most once a
+minute with the count held back since (``ClientLogLimiter``); the samples lost are accounted by
+the source as ``packet_loss``.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import logging
 import random
 import re
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +29,37 @@ import aiomqtt
 from sleepstream.engine.errors import PayloadError, SourceError
 
 log = logging.getLogger(__name__)
+
+
+class ClientLogLimiter(logging.Filter):
+    """At most one line per message template every ``every_s`` seconds, whatever the client;
+    the next line says how many were held back. Templates are the libraries' fixed strings."""
+
+    def __init__(self, every_s: float = 60.0) -> None:
+        super().__init__()
+        self.every_s = every_s
+        self._last: dict[str, tuple[float, int]] = {}  # template -> (last line, held back)
+        self.suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = str(record.msg)[:200]
+        now = time.monotonic()
+        last, held = self._last.get(key, (-1e18, 0))
+        if now - last < self.every_s:
+            self._last[key] = (last, held + 1)
+            self.suppressed += 1
+            return False
+        if len(self._last) > 1000:  # bounded even if a library formats into its template
+            self._last.clear()
+        self._last[key] = (now, 0)
+        if held:
+            record.msg = f"{record.msg} ({held} more like this since the last line)"
+        return True
+
+
+client_log = logging.getLogger("sleepstream.drivers.mqtt_client")
+client_log_limiter = ClientLogLimiter()
+client_log.addFilter(client_log_limiter)
 
 TOPIC_ROOT = "sleepstream/v1"
 _SEGMENT = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
@@ -84,6 +122,7 @@ class BrokerSettings:
             tls_context=self.tls_context(),
             tls_insecure=self.tls_insecure if self.tls_context() is not None else None,
             max_queued_incoming_messages=max_queued_incoming,
+            logger=client_log,
         )
 
     def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
