@@ -18,7 +18,7 @@ from sleepstream.engine.channel_map import ChannelRule
 from sleepstream.engine.clock import EngineClock, MonotonicClock, ReplayClockState
 from sleepstream.engine.config import BedConfig, Config, SinkConfig, SourceConfig
 from sleepstream.engine.errors import ConfigError, ModelError
-from sleepstream.engine.inference.model_files import DEFAULT_MODEL_DIR, manifest_sha256
+from sleepstream.engine.inference.model_files import DEFAULT_MODEL_DIR, describe_loaded
 from sleepstream.engine.inference.staging import live_processor_factory, processor_factory
 from sleepstream.engine.pipeline import BedRuntime, Engine, EngineSettings
 from sleepstream.engine.protocols import BlockProcessor, Driver, Event, Sink
@@ -61,7 +61,7 @@ def choose_model(config: Config, *, live: bool = False) -> ModelChoice:
                          'set checkpoint = "none"')
     root = Path(checkpoint) if checkpoint != "default" else DEFAULT_MODEL_DIR
     root = root.parent if root.is_file() else root
-    loaded = f"; loaded runtime.json sha256 {manifest_sha256(root)[:12]}"
+    loaded = f"; loaded {describe_loaded(root)}"
     return ModelChoice(choice.factory, choice.description + loaded, choice.shared)
 
 
@@ -105,7 +105,7 @@ def make_driver(
     raise ConfigError([(f"beds.{bed.id}.sources", f"unknown source kind {source.kind!r}")])
 
 
-def make_sink(sink: SinkConfig, config: Config) -> Sink:
+def make_sink(sink: SinkConfig, config: Config, clock: EngineClock | None = None) -> Sink:
     opts = dict(sink.options)
     if sink.kind == "jsonl":
         return JsonlSink(opts["path"])
@@ -118,7 +118,7 @@ def make_sink(sink: SinkConfig, config: Config) -> Sink:
     if sink.kind == "lsl":
         from sleepstream.drivers.lsl_sink import sink_from_config as lsl_sink
 
-        return lsl_sink(opts, config=config)
+        return lsl_sink(opts, config=config, clock=clock)  # markers on the LSL clock
     if sink.kind == "edf":
         from sleepstream.drivers.edf_annotations import sink_from_config as edf_sink
 
@@ -154,7 +154,7 @@ def build_engine(
             processors=tuple(make_processors(config, bed_cfg, model)),
         )
         beds.append(BedRuntime(state=state, drivers=bed_drivers, site=bed_cfg.site))
-    sinks = [make_sink(s, config) for s in config.sinks] + list(extra_sinks)
+    sinks = [make_sink(s, config, clock) for s in config.sinks] + list(extra_sinks)
     settings = EngineSettings(
         frame_queue=config.engine.frame_queue,
         event_queue=config.engine.event_queue,

@@ -5,6 +5,12 @@ file), ``tokenizer_<modality>.onnx`` and ``step.onnx``, and optionally the servi
 step: ``serving.json`` listing ``step_serving.onnx`` with its SHA-256. Every file a manifest
 lists is checked against its digest here, once, before any session opens it; a failure is a
 ``ModelFilesError`` (a ``ModelError``). Nothing here imports torch.
+
+The shipped model is pinned: ``SHIPPED_MODEL_SHA256`` is the digest of its manifests
+(``model_sha256``), so the shipped directory tampered with, manifests re-hashed, is refused; any
+other directory is loaded as its own model and the banner shows its hash, never the shipped
+model's name. Re-exporting ``models/checkpoints/sleepstream-v2`` means updating that constant
+(its test prints the new value).
 """
 
 from __future__ import annotations
@@ -23,9 +29,10 @@ RUNTIME_MANIFEST = "runtime.json"
 SERVING_MANIFEST = "serving.json"
 SERVING_FILE = "step_serving.onnx"
 RUNTIME_VERSION = 1
-DEFAULT_MODEL_DIR = (
-    Path(__file__).resolve().parents[2] / "models" / "checkpoints" / "sleepstream-v2"
-)
+SHIPPED_MODEL = "sleepstream-v2"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "checkpoints" / SHIPPED_MODEL
+SHIPPED_MODEL_SHA256 = "4af480e30114a761be93e975bd14efc5164a494e43f75e3b53ac608992aebaba"
+MANIFESTS = (RUNTIME_MANIFEST, "spectral.json", SERVING_MANIFEST)  # what model_sha256 covers
 
 
 class ModelFilesError(ModelError):
@@ -96,10 +103,40 @@ def _json(path: Path, hint: str) -> dict[str, Any]:
     return man
 
 
-def manifest_sha256(root: str | Path) -> str:
-    """SHA-256 of a model directory's ``runtime.json`` as it is on disk now: the manifest pins
-    every runtime file's digest, so this one hash names the model actually loaded."""
-    return hashlib.sha256((Path(root) / RUNTIME_MANIFEST).read_bytes()).hexdigest()
+def model_sha256(root: str | Path) -> str:
+    """One SHA-256 naming a model directory as it is on disk now: over the digests of its
+    manifests (``MANIFESTS``, those present, in that order). Each manifest pins the digest of
+    every file it lists, so this hash names every file the engine loads."""
+    h = hashlib.sha256()
+    for name in MANIFESTS:
+        path = Path(root) / name
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise ModelFilesError(f"{path}: unreadable ({exc.strerror})") from None
+        h.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+    return h.hexdigest()
+
+
+def _check_pin(root: Path) -> None:
+    """The shipped directory must hold the shipped model, byte for byte."""
+    if root.resolve() != DEFAULT_MODEL_DIR.resolve():
+        return
+    digest = model_sha256(root)
+    if digest != SHIPPED_MODEL_SHA256:
+        raise ModelFilesError(
+            f"{root}: the shipped model {SHIPPED_MODEL} hashes to {digest[:12]}, not the pinned "
+            f"{SHIPPED_MODEL_SHA256[:12]}; its files were changed: re-install the model files")
+
+
+def describe_loaded(root: str | Path) -> str:
+    """What the banner says of a model directory: the hash of what is on disk, and whether it
+    is the pinned shipped model."""
+    digest = model_sha256(root)
+    pinned = f" (the pinned {SHIPPED_MODEL})" if digest == SHIPPED_MODEL_SHA256 else ""
+    return f"model sha256 {digest[:12]}{pinned}"
 
 
 def load_serving(root: Path) -> dict[str, Any] | None:
@@ -119,6 +156,8 @@ def load_model_files(root: str | Path = DEFAULT_MODEL_DIR, *, verify: bool = Tru
         )
     hint = "re-install the model files"
     man = read_manifest(path, hint) if verify else _json(path, hint)
+    if verify:
+        _check_pin(root)
     if man.get("version") != RUNTIME_VERSION:
         raise ModelFilesError(
             f"{path}: runtime version {man.get('version')}, this engine reads {RUNTIME_VERSION}"

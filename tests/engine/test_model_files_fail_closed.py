@@ -12,7 +12,12 @@ import pytest
 from sleepstream.engine.app.compose import choose_model
 from sleepstream.engine.config import parse_config
 from sleepstream.engine.errors import ModelError
-from sleepstream.engine.inference.model_files import DEFAULT_MODEL_DIR
+from sleepstream.engine.inference import model_files
+from sleepstream.engine.inference.model_files import (
+    DEFAULT_MODEL_DIR,
+    SHIPPED_MODEL_SHA256,
+    model_sha256,
+)
 
 
 def _model_copy(tmp_path: Path) -> Path:
@@ -61,8 +66,31 @@ def test_corrupt_or_missing_files_fail_closed_in_one_line(tmp_path: Path) -> Non
         assert "\n" not in str(info.value) and str(root) in str(info.value), name
 
 
-def test_the_banner_shows_the_manifest_actually_loaded(tmp_path: Path) -> None:
+def test_the_banner_shows_the_model_actually_loaded(tmp_path: Path) -> None:
     root = _model_copy(tmp_path)
     _rehash(root)  # a re-written manifest: same files, other bytes
-    loaded = hashlib.sha256((root / "runtime.json").read_bytes()).hexdigest()[:12]
-    assert f"runtime.json sha256 {loaded}" in _choose(root)
+    loaded = model_sha256(root)
+    assert loaded != SHIPPED_MODEL_SHA256
+    banner = _choose(root)
+    assert f"model sha256 {loaded[:12]}" in banner and "pinned" not in banner
+
+
+def test_the_pin_is_the_shipped_model_on_disk() -> None:
+    digest = model_sha256(DEFAULT_MODEL_DIR)
+    assert digest == SHIPPED_MODEL_SHA256, (
+        f"models/checkpoints/sleepstream-v2 changed: set SHIPPED_MODEL_SHA256 = {digest!r} in "
+        "engine/inference/model_files.py if the re-export is intended")
+    assert f"model sha256 {digest[:12]} (the pinned sleepstream-v2)" in _choose(DEFAULT_MODEL_DIR)
+
+
+def test_the_shipped_directory_tampered_with_and_re_hashed_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shipped = _model_copy(tmp_path / "shipped")
+    monkeypatch.setattr(model_files, "DEFAULT_MODEL_DIR", shipped)
+    assert "(the pinned sleepstream-v2)" in _choose(shipped)  # untouched: it loads
+    step = (DEFAULT_MODEL_DIR / "step.onnx").read_bytes()
+    _replace(shipped / "step.onnx", step[:-1] + bytes([step[-1] ^ 1]))  # one bit flipped
+    _rehash(shipped)
+    with pytest.raises(ModelError, match="pinned") as info:
+        _choose(shipped)
+    assert "\n" not in str(info.value)
