@@ -309,3 +309,34 @@ def test_spo2_as_a_fraction_and_heart_rate_in_hertz_are_converted() -> None:
     assert [(s.modality, s.unit) for s in specs] == [
         ("spo2", "%"), ("hr", "bpm"), ("ppg", "au"), ("eeg", "furlongs")]  # unknown: as declared
     np.testing.assert_allclose(scales, [100.0, 60.0, 1.0, 1.0])
+
+
+async def test_stage_markers_carry_their_epoch_on_the_lsl_clock() -> None:
+    from sleepstream.engine.clock import MonotonicClock
+
+    name = f"events-{uuid.uuid4().hex[:8]}"
+    clock = MonotonicClock()
+    sink = LslMarkerSink(name=name, clock=clock)
+    found = await asyncio.to_thread(pylsl.resolve_byprop, "name", name, 1, 5.0)
+    inlet = pylsl.StreamInlet(found[0])
+    await asyncio.to_thread(inlet.open_stream, 5.0)
+    await asyncio.sleep(0.2)
+    offset = pylsl.local_clock() - clock.now()
+    await sink.emit({"type": "stage", "bed": "b1", "epoch_start": 30.0, "epoch_s": 30.0,
+                     "stage": "N2"})
+    await sink.emit({"type": "alert", "bed": "b1", "state": "ended", "onset": 12.5,
+                     "end": 20.0, "code": "stream_lost"})
+    got = []
+    for _ in range(20):
+        sample, stamp = await asyncio.to_thread(inlet.pull_sample, 0.5)
+        if sample is not None:
+            got.append((json.loads(sample[0]), stamp))
+        if len(got) == 2:
+            break
+    await sink.aclose()
+    (stage, t_stage), (alert, t_alert) = got
+    assert stage["lsl_onset"] == pytest.approx(30.0 + offset, abs=0.01)
+    assert stage["lsl_end"] - stage["lsl_onset"] == pytest.approx(30.0)
+    assert t_stage == pytest.approx(stage["lsl_onset"], abs=1e-6)  # stamped at the epoch onset
+    assert alert["lsl_onset"] == pytest.approx(12.5 + offset, abs=0.01)
+    assert t_alert == pytest.approx(alert["lsl_end"], abs=1e-6)  # an ended alarm at its end
