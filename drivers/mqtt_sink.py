@@ -2,8 +2,13 @@
 
 Events wait in a bounded queue so ``emit`` never blocks the pipeline; one publisher task sends
 them over a connection kept by ``keep_connected`` (``drivers.mqtt_common``), and an event whose
-publish failed goes first after the reconnect. The engine's liveness is a retained status topic
-with a last will.
+publish failed goes first after the reconnect.
+
+Liveness: the engine's status topic and every bed's status topic are retained and go
+``offline`` with the engine. On a clean close the sink publishes them offline; when the engine
+dies (killed, crashed, cut off) the broker does, by last will: MQTT allows one will per
+connection, so each bed with a status holds one small extra connection whose will is that bed's
+``offline`` status (it republishes the bed's last status when it reconnects).
 """
 
 from __future__ import annotations
@@ -56,6 +61,9 @@ class MqttSink:
         self.published = 0
         self._task: asyncio.Task[None] | None = None
         self._item: tuple[str, bytes, bool] | None = None  # taken from the queue, not yet sent
+        self._wills: dict[str, asyncio.Task[None]] = {}  # bed -> its will-holding connection
+        self._last_status: dict[str, bytes] = {}  # bed -> its last retained status
+        self.wills_held: set[str] = set()  # beds whose will connection is up now
         self.connected = asyncio.Event()
 
     async def __aenter__(self) -> MqttSink:
@@ -81,7 +89,15 @@ class MqttSink:
         except ValueError:
             topic = bed_topic(self.site, "engine", leaf)
         payload = json.dumps(event, separators=(",", ":"), default=str).encode()
-        item = (topic, payload, leaf == "status")
+        retain = leaf == "status" and "state" in event  # a command receipt is not a state
+        if retain and bed != "engine" and topic.endswith(f"/{bed}/status"):
+            self._last_status[bed] = payload
+            if bed not in self._wills:
+                self._wills[bed] = asyncio.get_running_loop().create_task(
+                    self._hold_will(bed, topic), name=f"mqtt-will-{bed}")
+        self._enqueue((topic, payload, retain))
+
+    def _enqueue(self, item: tuple[str, bytes, bool]) -> None:
         if self._pending.full():
             self._pending.get_nowait()
             self.dropped += 1
@@ -95,12 +111,39 @@ class MqttSink:
     async def aclose(self) -> None:
         if self._task is None:
             return
+        for bed in self._wills:  # the beds go offline with the engine
+            self._enqueue((bed_topic(self.site, bed, "status"),
+                           _offline(bed, f"engine {self.engine_id} stopped"), True))
         with contextlib.suppress(TimeoutError):
             await self.flush(timeout_s=2.0)
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        for task in [self._task, *self._wills.values()]:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         self._task = None
+        self._wills.clear()
+
+    async def _hold_will(self, bed: str, topic: str) -> None:
+        """A connection that only carries ``bed``'s offline status as its last will."""
+        will = aiomqtt.Will(topic, _offline(bed, f"engine {self.engine_id} lost"), qos=1,
+                            retain=True)
+        connects = 0
+
+        async def hold(client: aiomqtt.Client) -> None:
+            nonlocal connects
+            connects += 1
+            if connects > 1:  # the broker may have published the will meanwhile
+                await client.publish(topic, self._last_status[bed], qos=1, retain=True)
+            self.wills_held.add(bed)
+            try:
+                await asyncio.Event().wait()
+            finally:
+                self.wills_held.discard(bed)
+
+        await keep_connected(
+            self.broker, hold, what=f"MQTT sink, bed {bed} status", will=will,
+            identifier=f"sleepstream-will-{self.engine_id}-{bed}-{uuid.uuid4().hex[:6]}"[:64],
+        )
 
     async def _publisher(self) -> None:
         will = aiomqtt.Will(self.status_topic, b'{"state":"offline"}', qos=1, retain=True)
@@ -130,6 +173,11 @@ class MqttSink:
                     await client.publish(self.status_topic, b'{"state":"offline"}', qos=1,
                                          retain=True)
             raise
+
+
+def _offline(bed: str, message: str) -> bytes:
+    return json.dumps({"type": "status", "bed": bed, "state": "offline", "message": message},
+                      separators=(",", ":")).encode()
 
 
 def sink_from_config(opts: Any, *, config: Any) -> MqttSink:

@@ -124,15 +124,18 @@ async def test_sink_topics_retained_status_and_last_will(mosquitto: Mosquitto) -
     assert got[f"sleepstream/v1/{site}/b1/alert"][0]["code"] == "stream_lost"
     assert [s["state"] for s in got[f"sleepstream/v1/{site}/engine/e1/status"]] == [
         "online", "offline"]
-    # retained: a late subscriber still sees the bed status
+    # retained: a late subscriber sees the bed status, offline since the engine closed
+    assert [s["state"] for s in got[f"sleepstream/v1/{site}/b1/status"]] == [
+        "running", "offline"]
     async with aiomqtt.Client(mosquitto.host, mosquitto.port) as late:
         await late.subscribe(f"sleepstream/v1/{site}/b1/status")
         async with asyncio.timeout(5):
             msg = await anext(aiter(late.messages))
-        assert msg.retain and json.loads(bytes(msg.payload))["state"] == "running"
+        assert msg.retain and json.loads(bytes(msg.payload))["state"] == "offline"
 
 
-async def test_last_will_marks_a_killed_engine_offline(mosquitto: Mosquitto) -> None:
+async def test_last_wills_mark_a_killed_engine_and_its_beds_offline(mosquitto: Mosquitto
+                                                                    ) -> None:
     site = f"s{uuid.uuid4().hex[:8]}"
     script = (
         "import asyncio, os\n"
@@ -143,7 +146,10 @@ async def test_last_will_marks_a_killed_engine_offline(mosquitto: Mosquitto) -> 
         " engine_id='e9')\n"
         "    async with sink:\n"
         "        await sink.emit({'type': 'status', 'bed': 'b1', 'state': 'running'})\n"
+        "        await sink.emit({'type': 'status', 'bed': 'b2', 'state': 'running'})\n"
         "        await sink.flush()\n"
+        "        while sink.wills_held != {'b1', 'b2'}:\n"
+        "            await asyncio.sleep(0.01)\n"
         "        os.kill(os.getpid(), 9)\n"
         "asyncio.run(main())\n"
     )
@@ -153,11 +159,17 @@ async def test_last_will_marks_a_killed_engine_offline(mosquitto: Mosquitto) -> 
     root = Path(__file__).resolve().parents[2]
     proc = await asyncio.create_subprocess_exec(sys.executable, "-c", script, cwd=root)
     assert await asyncio.wait_for(proc.wait(), 20) == -9
+    states: dict[str, str] = {}
     async with aiomqtt.Client(mosquitto.host, mosquitto.port) as sub:
+        await sub.subscribe(f"sleepstream/v1/{site}/+/status")
         await sub.subscribe(f"sleepstream/v1/{site}/engine/e9/status")
         async with asyncio.timeout(10):
-            msg = await anext(aiter(sub.messages))
-    assert json.loads(bytes(msg.payload))["state"] == "offline"
+            async for msg in sub.messages:
+                assert msg.retain
+                states[str(msg.topic).split("/")[3]] = json.loads(bytes(msg.payload))["state"]
+                if len(states) == 3:
+                    break
+    assert states == {"engine": "offline", "b1": "offline", "b2": "offline"}
 
 
 async def test_forged_packets_from_another_client_do_not_kill_the_channel(
