@@ -1,8 +1,16 @@
-"""``sleepstream evaluate staging``: causal staging figures, over modality subsets."""
+"""``sleepstream evaluate staging``: causal staging figures, over modality subsets.
+
+Two sections, each where the data allows: the token transformer on the labelled recordings
+that carry the model's modalities (every single, leave-one-out and all subsets), and, on
+recordings with EEG, the engine's EEG spectral path next to YASA's published classifier on
+the same 30-s epochs (``models.eeg_compare``; YASA where the ``yasa`` package is installed, the
+``peers`` extra): against the expert stages where the recording has them, and against each
+other."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from sleepstream.engine.app.commands.model_common import DEFAULT_CHECKPOINT, add_data, modality_list
@@ -28,6 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="cross-validation: ';'-separated record-glob lists, one per comma-"
         "separated --checkpoint; each model scores only its fold, figures are pooled",
     )
+    p.add_argument("--no-eeg", action="store_true",
+                   help="skip the EEG section (engine's EEG path and YASA on EEG recordings)")
     p.add_argument("--json", action="store_true", help="end with one JSON line of figures")
 
 
@@ -39,94 +49,127 @@ def _row(name: str, r: dict[str, Any]) -> str:
     )
 
 
-def main(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    import numpy as np
-    import torch
-
-    from sleepstream.engine.report import print_figures
+def _load_runs(args: argparse.Namespace) -> list[tuple[Any, list[Any]]]:
+    """(model, tokenized labelled records) per fold; each model scores only its own records."""
     from sleepstream.models import bundle
     from sleepstream.models.data import load_nights
-    from sleepstream.models.evaluate import score_probs, stream_probs, subsets
     from sleepstream.models.train import tokenize
 
-    torch.set_num_threads(args.threads)
     paths = [Path(c) for c in args.checkpoint.split(",")]
     folds = args.folds.split(";") if args.folds else [args.include]
     if len(folds) != len(paths):
         raise SystemExit("--folds needs one record-glob list per --checkpoint (';' between folds)")
-    runs = []  # (model, tokenized records) per fold: each model scores only its own records
+    runs = []
     for path, include in zip(paths, folds, strict=True):
         tr = bundle.load(path / "model.npz" if path.is_dir() else path)
         if tr.model is None:
             raise SystemExit(f"{path}: the checkpoint has no trained transformer")
         mods = tr.model.cfg.modalities
         nights = load_nights(args.data, include, args.exclude, mods)
-        if not nights:
-            raise SystemExit(f"no labelled recordings with {', '.join(mods)} under {args.data}")
-        runs.append((tr, [tokenize(tr.tokenizers, n, mods, tr.model.cfg.levels) for n in nights]))
-    mods = runs[0][0].model.cfg.modalities  # type: ignore[union-attr]
+        if nights:
+            runs.append((tr, [tokenize(tr.tokenizers, n, mods, tr.model.cfg.levels)
+                              for n in nights]))
+    return runs
+
+
+def _score_subsets(args: argparse.Namespace, runs: list[tuple[Any, list[Any]]]
+                   ) -> tuple[list[Any], dict[str, Any]]:
+    import numpy as np
+
+    from sleepstream.models.evaluate import score_probs, stream_probs, subsets
+
+    mods = runs[0][0].model.cfg.modalities
     data = [d for _, ds in runs for d in ds]
     have = tuple(m for i, m in enumerate(mods) if any(d.presence[:, i].any() for d in data))
     want = modality_list(args.modalities)
     table = [("+".join(want), want)] if want else subsets(have)
     masks = [np.array([m in s for m in mods]) for _, s in table]
-    per_fold = [stream_probs(tr.model, ds, masks) for tr, ds in runs]  # type: ignore[arg-type]
+    per_fold = [stream_probs(tr.model, ds, masks) for tr, ds in runs]
     results = {}
     for i, (name, _) in enumerate(table):
-        probs = [
-            p
-            for (_, ds), fp in zip(runs, per_fold, strict=True)
-            for p in fp[i * len(ds) : (i + 1) * len(ds)]
-        ]
+        probs = [p for (_, ds), fp in zip(runs, per_fold, strict=True)
+                 for p in fp[i * len(ds) : (i + 1) * len(ds)]]
         results[name] = score_probs(data, probs)
-    tr = runs[0][0]
+    return data, results
+
+
+def _print_tokens(data: list[Any], results: dict[str, Any]) -> None:
     print(f"{len(data)} records: {', '.join(d.name for d in data)}")
-    print(
-        f"{'subset':<14} {'epochs':>6} {'acc5':>7} {'kappa5':>7} {'mf1_5':>7} "
-        f"{'acc4':>7} {'kappa4':>7} {'mf1_4':>7}"
-    )
+    print(f"{'subset':<14} {'epochs':>6} {'acc5':>7} {'kappa5':>7} {'mf1_5':>7} "
+          f"{'acc4':>7} {'kappa4':>7} {'mf1_4':>7}")
     for name, r in results.items():
         print(_row(name, r))
-    main_name = table[-1][0]
-    best = results[main_name]
+    main_name = list(results)[-1]
     for k in ("five", "four"):
-        r = best[k]
+        r = results[main_name][k]
         print(f"\n[{main_name}, {k} classes] per-stage F1 {r['f1']}")
         print(f"confusion (rows truth, cols predicted): {r['confusion']}")
         print(f"time fraction truth {r['fraction_true']}\ntime fraction pred  {r['fraction_pred']}")
-        print(
-            f"REM latency min: truth {r['rem_latency_true_min']} pred {r['rem_latency_pred_min']} "
-            f"mean abs err {r['rem_latency_abs_err_min']}"
-        )
-    figures: dict[str, Any] = {
-        "subset": main_name,
-        "records": len(data),
-        "epochs": best["five"]["epochs"],
-        "accuracy": best["five"]["accuracy"],
-        "kappa": best["five"]["kappa"],
-        "macro_f1": best["five"]["macro_f1"],
-        "accuracy_4class": best["four"]["accuracy"],
-        "kappa_4class": best["four"]["kappa"],
-        "macro_f1_4class": best["four"]["macro_f1"],
-        "f1": best["five"]["f1"],
-        "confusion": best["five"]["confusion"],
-        "confusion_4class": best["four"]["confusion"],
-        "f1_4class": best["four"]["f1"],
-        "rem_latency_abs_err_min": best["five"]["rem_latency_abs_err_min"],
-        "subsets": {
-            name: {
-                "accuracy": r["five"]["accuracy"],
-                "kappa": r["five"]["kappa"],
-                "macro_f1": r["five"]["macro_f1"],
-                "accuracy_4class": r["four"]["accuracy"],
-                "kappa_4class": r["four"]["kappa"],
-                "macro_f1_4class": r["four"]["macro_f1"],
-            }
-            for name, r in results.items()
-        },
-        "checkpoint_sha256": [t.sha256 for t, _ in runs],
+        print(f"REM latency min: truth {r['rem_latency_true_min']} "
+              f"pred {r['rem_latency_pred_min']} mean abs err {r['rem_latency_abs_err_min']}")
+
+
+def _token_figures(data: list[Any], results: dict[str, Any], shas: list[str]) -> dict[str, Any]:
+    main_name = list(results)[-1]
+    five, four = results[main_name]["five"], results[main_name]["four"]
+    short = ("accuracy", "kappa", "macro_f1")
+    return {
+        "subset": main_name, "records": len(data), "epochs": five["epochs"],
+        **{k: five[k] for k in short}, **{f"{k}_4class": four[k] for k in short},
+        "f1": five["f1"], "confusion": five["confusion"],
+        "confusion_4class": four["confusion"], "f1_4class": four["f1"],
+        "rem_latency_abs_err_min": five["rem_latency_abs_err_min"],
+        "subsets": {name: {**{k: r["five"][k] for k in short},
+                           **{f"{k}_4class": r["four"][k] for k in short}}
+                    for name, r in results.items()},
+        "checkpoint_sha256": shas,
     }
+
+
+def _eeg_figures(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The engine's EEG path and YASA on the EEG recordings under ``--data``; None if none."""
+    from sleepstream.engine.inference.model_files import ModelFilesError
+    from sleepstream.engine.inference.spectral_model import load_spectral_model
+    from sleepstream.models.eeg_compare import compare, figures
+
+    root = Path(args.checkpoint.split(",")[0])
+    try:
+        model = load_spectral_model(root if root.is_dir() else root.parent)
+    except ModelFilesError as exc:
+        print(f"EEG section skipped: {exc}")
+        return None
+    records = compare(args.data, model, args.include)
+    if not records:
+        return None
+    figs = figures(records)
+    print(f"\nEEG recordings: {', '.join(figs['records'])} ({figs['epochs']} epochs); "
+          f"engine (EEG spectral path, causal, {', '.join(figs['engine_channels'])}) vs YASA "
+          f"({', '.join(figs.get('yasa_channels', [])) or 'not installed'}, offline)")
+    for key in ("engine", "yasa", "engine_vs_yasa"):
+        if key in figs:
+            m = figs[key]
+            print(f"  {key:<15} epochs {m['epochs']:>5}  accuracy {m['accuracy']:.3f}  "
+                  f"kappa {m['kappa']:.3f}  macro-F1 {m['macro_f1']:.3f}")
+    print(f"  stage shares: engine {figs['engine_shares']}  yasa {figs.get('yasa_shares')}")
+    return figs
+
+
+def main(args: argparse.Namespace) -> int:
+    import torch
+
+    from sleepstream.engine.report import print_figures
+
+    torch.set_num_threads(args.threads)
+    runs = _load_runs(args)
+    figures: dict[str, Any] = {}
+    if runs:
+        data, results = _score_subsets(args, runs)
+        _print_tokens(data, results)
+        figures = _token_figures(data, results, [t.sha256 for t, _ in runs])
+    eeg = None if args.no_eeg else _eeg_figures(args)
+    if eeg is not None:
+        figures["eeg"] = eeg
+    if not figures:
+        raise SystemExit(f"no labelled recordings for the model and no EEG under {args.data}")
     print_figures(figures, as_json=args.json)
     return 0
