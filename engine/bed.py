@@ -18,41 +18,23 @@ import numpy as np
 
 from sleepstream.engine import quality, resample
 from sleepstream.engine import ring_buffer as rb
+from sleepstream.engine.alerts import source_fault as sf
 from sleepstream.engine.alerts.condition import (
     ConditionState,
     acknowledge_condition,
-    end_condition,
-    new_condition,
-    raise_condition,
     tick_condition,
 )
-from sleepstream.engine.alerts.config import RuleConfig
 from sleepstream.engine.protocols import Block, BlockProcessor, ChannelBlock, Event, SourceEvent
 from sleepstream.engine.types import (
     MODEL_RATES,
     Alert,
-    AlertKind,
     ChannelSpec,
     Command,
     Frame,
-    Priority,
     StageEstimate,
 )
 
 log = logging.getLogger(__name__)
-
-# Technical alarms raised by sources: losing a whole stream leaves the bed unmonitored (high);
-# one-off notices (a clock jump, duplicates) are low.
-SOURCE_PRIORITY: dict[str, Priority] = {
-    "stream_lost": Priority.HIGH,
-    "broker_lost": Priority.HIGH,
-    "packet_loss": Priority.MEDIUM,
-    "sensor_off": Priority.MEDIUM,
-    "clock_jump": Priority.LOW,
-    "duplicate_packets": Priority.LOW,
-    "reordered_packets": Priority.LOW,
-}
-
 
 @dataclass(slots=True)
 class ChannelCounters:
@@ -87,11 +69,12 @@ class BedState:
     processors: tuple[BlockProcessor, ...] = ()
     channels: dict[str, ChannelState] = field(default_factory=dict)
     t_done: float = math.nan  # blocks are processed up to here
-    source_alarms: dict[tuple[str, tuple[str, ...]], ConditionState] = field(
-        default_factory=dict)  # announced source faults, one alarm machine each
-    alarm_count: int = 0
     escalate_after_s: float = 60.0  # an unacknowledged high-priority technical alarm escalates
     rejected_frames: int = 0  # frames naming channels the source never declared
+    source_faults: sf.SourceFaultState = field(init=False)  # the bed's one source-fault alarm
+
+    def __post_init__(self) -> None:
+        self.source_faults = sf.new_state(self.bed, escalate_after_s=self.escalate_after_s)
 
     def add_channels(self, specs: Sequence[ChannelSpec]) -> None:
         for spec in specs:
@@ -154,32 +137,33 @@ class BedState:
         rb.push(ch.ring, grid, data, valid)
 
     def source_event(self, ev: SourceEvent) -> list[Event]:
-        """A condition of the source itself (stream lost, clock jump) as a technical alarm. It
-        names the affected channels that carry a signal: a channel without a modality (a sample
-        counter) never alarms, alone or in the list."""
-        key = (ev.code, ev.channels)
+        """A condition of the source itself (stream lost, packet loss, clock jump): a symptom of
+        the bed's one source-fault alarm (``alerts.source_fault``), announced at the next tick.
+        Only channels that carry a signal count: a fault on sample counters alone raises
+        nothing; a fault naming no channel concerns every signal channel of the bed."""
         signal = tuple(c for c in ev.channels
                        if c not in self.channels or self.channels[c].spec.modality is not None)
         if ev.channels and not signal:
             return []
-        if ev.active and key not in self.source_alarms:
-            self.alarm_count += 1
-            rule = RuleConfig(0.0, 0.0, SOURCE_PRIORITY.get(ev.code, Priority.MEDIUM))
-            cond = new_condition(self.bed, ev.code, rule, message=ev.message,
-                                 channels=signal, kind=AlertKind.TECHNICAL,
-                                 escalate_after_s=self.escalate_after_s)
-            self.source_alarms[key] = cond
-            alert_id = f"{self.bed}/{ev.code}/{self.alarm_count}"
-            return [a.to_event() for a in raise_condition(cond, ev.t, alert_id=alert_id)]
-        if not ev.active and key in self.source_alarms:
-            cond = self.source_alarms.pop(key)
-            return [a.to_event() for a in end_condition(cond, ev.t, message=ev.message)]
+        if not ev.channels:
+            signal = tuple(n for n, c in self.channels.items() if c.spec.modality is not None)
+        sf.symptom(self.source_faults, ev.code, signal, ev.t, ev.active, ev.message)
         return []
 
     def technical_conditions(self) -> list[ConditionState]:
-        """Every technical alarm machine of the bed: quality per channel, then source faults."""
-        out = [c for ch in self.channels.values() for c in ch.quality.conditions.values()]
-        return out + list(self.source_alarms.values())
+        """Every technical alarm machine of the bed: the sensor conditions of each channel, then
+        the source fault (the data-missing quality conditions are its symptoms, not alarms)."""
+        out = [c for ch in self.channels.values() for code, c in ch.quality.conditions.items()
+               if code not in sf.QUALITY_CAUSES]
+        return [*out, self.source_faults.condition]
+
+    def tick(self, t: float) -> list[Event]:
+        """Announce, end or escalate the technical alarms at engine time ``t``."""
+        events = [a.to_event() for a in sf.tick(self.source_faults, t)]
+        for cond in self.technical_conditions()[:-1]:
+            if cond.current is not None:
+                events.extend(a.to_event() for a in tick_condition(cond, t))
+        return events
 
     def command(self, cmd: Command) -> list[Event]:
         """An operator command: "ack" acknowledges the bed's technical alarms and goes to every
@@ -209,7 +193,10 @@ class BedState:
         for ch in self.channels.values():
             if not math.isnan(ch.t0) and ch.end_time < t_close:
                 self._fill(ch, math.floor((t_close - ch.end_time) * ch.spec.fs))
-        return self._process_ready(t_close)
+        events = self._process_ready(t_close)
+        if math.isnan(self.t_done) or t_close > self.t_done:  # no block closed up to now
+            events += self.tick(t_close)
+        return events
 
     def finish(self) -> list[Event]:
         """The source ended: process what is left (a last partial hop) and close everything."""
@@ -219,12 +206,10 @@ class BedState:
         t_end = max(c.end_time for c in started)
         events = self._process_block(self.t_done, t_end) if t_end > self.t_done else []
         for ch in started:
-            events.extend(a.to_event() for a in quality.finish(ch.quality, self.bed, t_end))
+            events.extend(self._quality_events(quality.finish(ch.quality, self.bed, t_end)))
         for p in self.processors:
             events.extend(_as_event(x) for x in p.finish(t_end))
-        for code, channels in list(self.source_alarms):
-            events.extend(self.source_event(SourceEvent(code, channels, t_end, False,
-                                                        "source ended")))
+        events.extend(a.to_event() for a in sf.finish(self.source_faults, t_end))
         self.t_done = t_end
         return events
 
@@ -256,11 +241,9 @@ class BedState:
                     model[name] = model_block
         technical = frozenset(
             name for name, ch in self.channels.items() if ch.quality.active
-        ) | frozenset(c for key in self.source_alarms for c in key[1])
+        ) | self.source_faults.faulted
         block = Block(self.bed, t_start, t_end, native, model, technical)
-        for cond in self.technical_conditions():
-            if cond.current is not None:
-                events.extend(a.to_event() for a in tick_condition(cond, t_end))
+        events.extend(self.tick(t_end))
         for p in self.processors:
             events.extend(_as_event(x) for x in p.process(block))
         self.t_done = t_end
@@ -278,7 +261,7 @@ class BedState:
         _, data, valid = rb.read_index(ch.ring, start, stop)
         t0 = ch.t0 + start / fs
         q = quality.step(ch.quality, self.bed, t0, data, valid)
-        events.extend(a.to_event() for a in q.alerts)
+        events.extend(self._quality_events(q.alerts))
         c.processed += stop - start
         c.invalid += int((~q.valid).sum())
         data = np.where(q.valid, data, np.float32(np.nan))
@@ -293,6 +276,16 @@ class BedState:
             ch.spec.name, ch.spec.modality, spec.fs_out, ch.t0 + before / spec.fs_out, y, y_valid
         )
         return native, model
+
+    def _quality_events(self, alerts: Sequence[Alert]) -> list[Event]:
+        """Sensor conditions are alarms of their own; data-missing ones feed the source fault."""
+        out: list[Event] = []
+        for a in alerts:
+            if a.code in sf.QUALITY_CAUSES:
+                sf.symptom_of(self.source_faults, a)
+            else:
+                out.append(a.to_event())
+        return out
 
     def summary(self) -> dict[str, Any]:
         return {

@@ -84,8 +84,9 @@ class Collect:
         return None
 
     def technical(self, code: str, state: str = "active") -> list[Event]:
-        return [e for e in self.events if e.get("type") == "alert" and e.get("code") == code
-                and e.get("kind") == "technical" and e.get("state") == state]
+        """Technical alarms of ``code``, or source-fault alarms with ``code`` among their causes."""
+        return [e for e in self.events if e.get("type") == "alert" and e.get("kind") == "technical"
+                and code in (e.get("code"), *e.get("causes", ())) and e.get("state") == state]
 
 
 def example_config(tmp_path: Path, *, port: int) -> tuple[Config, dict[str, str]]:

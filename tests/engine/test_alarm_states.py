@@ -28,29 +28,38 @@ def _frame(t0: int, n: int, valid: bool) -> Frame:
 def test_source_alarm_is_acknowledged_and_the_receipt_says_so():
     bed = _bed()
     bed.push(_frame(0, 5, True))
-    [active] = bed.source_event(SourceEvent("stream_lost", ("SpO2",), 5.0, True, "lost"))
+    assert bed.source_event(SourceEvent("stream_lost", ("SpO2",), 5.0, True, "lost")) == []
+    assert bed.tick(6.5) == []  # the condition delay (2 s) gathers every symptom
+    [active] = bed.tick(7.0)
+    assert (active["code"], active["causes"], active["channels"]) == (
+        "source_fault", ["stream_lost"], ["SpO2"])
+    assert active["onset"] == 5.0 and active["priority"] == "high"
     out = bed.command(Command("b1", "ack", 6.0, alert_id=active["id"], by="n"))
     assert [e["state"] for e in out if e["type"] == "alert"] == ["acknowledged"]
     assert out[-1]["matched"] is True and out[-1]["acknowledged"] == [active["id"]]
     again = bed.command(Command("b1", "ack", 7.0, alert_id="b1/none/1", by="n"))
     assert again[-1]["matched"] is False and "no announced alarm matched" in again[-1]["message"]
-    [ended] = bed.source_event(SourceEvent("stream_lost", ("SpO2",), 9.0, False, "back"))
-    assert ended["state"] == "ended" and ended["id"] == active["id"]
+    assert bed.source_event(SourceEvent("stream_lost", ("SpO2",), 9.0, False, "back")) == []
+    assert bed.tick(10.0) == []  # ends HOLD_S after its last symptom
+    [ended] = bed.tick(11.0)
+    assert ended["state"] == "ended" and ended["id"] == active["id"] and ended["end"] == 9.0
 
 
 def test_unacknowledged_high_priority_technical_alarm_escalates():
     bed = _bed()
     bed.push(_frame(0, 5, True))
     bed.source_event(SourceEvent("stream_lost", ("SpO2",), 5.0, True, "lost"))
-    out = bed.push(_frame(5, 70, True))
-    assert [e["state"] for e in out if e.get("code") == "stream_lost"] == ["escalated"]
+    out = [e for t0 in range(5, 85, 20) for e in bed.push(_frame(t0, 20, True))]
+    assert [e["state"] for e in out if e.get("code") == "source_fault"] == ["active",
+                                                                           "escalated"]
 
 
 def test_quality_alarm_acknowledged_and_counter_channel_never_alarms():
     bed = _bed()
     out = bed.push(_frame(0, 5, True)) + bed.push(_frame(5, 10, False))
     gaps = [e for e in out if e["type"] == "alert"]
-    assert [(e["code"], e["channels"]) for e in gaps] == [("signal_gap", ["SpO2"])]
+    assert [(e["code"], e["causes"], e["channels"]) for e in gaps] == [
+        ("source_fault", ["signal_gap"], ["SpO2"])]
     acked = bed.command(Command("b1", "ack", 16.0, by="n"))
     assert [e["state"] for e in acked if e["type"] == "alert"] == ["acknowledged"]
     assert bed.summary()["counter-1Hz"]["invalid_by_reason"]["signal_gap"] == 10
@@ -73,5 +82,7 @@ def test_source_fault_on_counter_channels_names_only_signal_channels():
     bed = _bed()
     bed.push(_frame(0, 5, True))
     assert bed.source_event(SourceEvent("packet_loss", ("counter-1Hz",), 5.0, True, "x")) == []
-    [a] = bed.source_event(SourceEvent("packet_loss", ("SpO2", "counter-1Hz"), 5.0, True, "x"))
+    assert bed.tick(8.0) == []
+    bed.source_event(SourceEvent("packet_loss", ("SpO2", "counter-1Hz"), 5.0, True, "x"))
+    [a] = bed.tick(8.0)
     assert a["channels"] == ["SpO2"]

@@ -143,5 +143,5 @@ def test_live_engine_fills_silent_channels_and_raises_a_gap_alarm():
     asyncio.run(engine.run())
     summary = bed.state.summary()["EEG C4-M1"]
     assert summary["filled"] > 200  # about 4 s of missing samples at 100 Hz
-    gaps = [e for e in sink.events if e.get("code") == "signal_gap"]
+    gaps = [e for e in sink.events if "signal_gap" in e.get("causes", ())]
     assert gaps and gaps[0]["state"] == "active" and gaps[0]["kind"] == "technical"
