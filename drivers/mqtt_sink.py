@@ -28,6 +28,7 @@ from sleepstream.drivers.mqtt_common import (
     check_segment,
     keep_connected,
 )
+from sleepstream.engine.errors import SinkError, SourceError
 from sleepstream.engine.protocols import Event
 
 
@@ -64,6 +65,7 @@ class MqttSink:
         self._wills: dict[str, asyncio.Task[None]] = {}  # bed -> its will-holding connection
         self._last_status: dict[str, bytes] = {}  # bed -> its last retained status
         self.wills_held: set[str] = set()  # beds whose will connection is up now
+        self.error: SinkError | None = None  # set when the broker refused the credentials
         self.connected = asyncio.Event()
 
     async def __aenter__(self) -> MqttSink:
@@ -80,6 +82,10 @@ class MqttSink:
             )
 
     async def emit(self, event: Event) -> None:
+        """Queue one event; ``SinkError`` once the broker has refused the credentials
+        ``auth_tries`` times (nothing can be published any more)."""
+        if self.error is not None:
+            raise self.error
         self._start()
         kind = str(event.get("type", "event"))
         bed = str(event.get("bed", "engine"))
@@ -118,7 +124,7 @@ class MqttSink:
             await self.flush(timeout_s=2.0)
         for task in [self._task, *self._wills.values()]:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._task = None
         self._wills.clear()
@@ -140,18 +146,22 @@ class MqttSink:
             finally:
                 self.wills_held.discard(bed)
 
-        await keep_connected(
-            self.broker, hold, what=f"MQTT sink, bed {bed} status", will=will,
-            identifier=f"sleepstream-will-{self.engine_id}-{bed}-{uuid.uuid4().hex[:6]}"[:64],
-        )
+        with contextlib.suppress(SourceError):  # refused: the publisher reports it
+            await keep_connected(
+                self.broker, hold, what=f"MQTT sink, bed {bed} status", will=will,
+                identifier=f"sleepstream-will-{self.engine_id}-{bed}-{uuid.uuid4().hex[:6]}"[:64],
+            )
 
     async def _publisher(self) -> None:
         will = aiomqtt.Will(self.status_topic, b'{"state":"offline"}', qos=1, retain=True)
-        await keep_connected(
-            self.broker, self._publish_pending, what="MQTT sink", will=will,
-            identifier=f"sleepstream-sink-{self.engine_id}-{uuid.uuid4().hex[:6]}",
-            on_down=lambda _error: self.connected.clear(),
-        )
+        try:
+            await keep_connected(
+                self.broker, self._publish_pending, what="MQTT sink", will=will,
+                identifier=f"sleepstream-sink-{self.engine_id}-{uuid.uuid4().hex[:6]}",
+                on_down=lambda _error: self.connected.clear(),
+            )
+        except SourceError as exc:  # credentials refused: every later emit says so
+            self.error = SinkError(str(exc))
 
     async def _publish_pending(self, client: aiomqtt.Client) -> None:
         """Announce the engine online, then publish queued events in order; an event whose

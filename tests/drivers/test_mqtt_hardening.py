@@ -110,7 +110,20 @@ def _secured_broker(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
         f"listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {pw}\n"
         f"acl_file {acl}\nlog_dest none\nuser root\n")
     proc = subprocess.Popen([binary, "-c", str(tmp_path / "m.conf")])
+    _wait_listening(port)
     return proc, port
+
+
+def _wait_listening(port: int) -> None:
+    import socket
+    import time
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"mosquitto did not listen on {port}")
 
 
 async def test_the_example_acl_lets_a_device_publish_only_into_its_own_bed(
@@ -120,7 +133,6 @@ async def test_the_example_acl_lets_a_device_publish_only_into_its_own_bed(
 
     proc, port = _secured_broker(tmp_path)
     try:
-        await asyncio.sleep(0.5)
         engine = BrokerSettings(port=port, username="sleepstream", password="engine-pw")
         sources = {b: MqttSource(broker=engine, site="ward-a", bed=b,
                                  channels=[ChannelSpec("hr", 1.0, "hr", "bpm")])
@@ -142,3 +154,25 @@ async def test_the_example_acl_lets_a_device_publish_only_into_its_own_bed(
         proc.wait(5)
     assert sources["bed-1"].stats.accepted == 3
     assert sources["bed-2"].stats.messages == 0  # the broker kept bed-1's device out of bed-2
+
+
+async def test_a_sink_refused_by_the_broker_fails_its_emits_with_the_reason(
+        tmp_path: Path) -> None:
+    from sleepstream.drivers.mqtt_sink import MqttSink
+    from sleepstream.engine.errors import SinkError
+
+    proc, port = _secured_broker(tmp_path)
+    try:
+        broker = BrokerSettings(port=port, username="sleepstream", password="wrong",
+                                backoff_initial_s=0.01, backoff_max_s=0.05, auth_tries=2)
+        sink = MqttSink(broker=broker, site="ward-a")
+        async with sink:
+            await sink.emit({"type": "status", "bed": "bed-1", "state": "online"})
+            async with asyncio.timeout(10):  # a hang guard: two refusals take milliseconds
+                while sink.error is None:
+                    await asyncio.sleep(0.02)
+            with pytest.raises(SinkError, match="refused the credentials 2 times"):
+                await sink.emit({"type": "stage", "bed": "bed-1", "stage": "N2"})
+    finally:
+        proc.terminate()
+        proc.wait(5)
