@@ -8,7 +8,14 @@ Per channel and per block of native-rate samples, each detector marks the sample
 - ``no_reading``: heart rate at 0 (no beat detected: leads or sensor off);
 - ``out_of_range``: outside the channel's plausible range (``ChannelSpec.valid_min/max``);
 - ``clipping``: runs at the device's physical limits (waveforms only);
-- ``flatline``: runs of identical values longer than the modality's window.
+- ``flatline``: runs of identical values longer than the modality's window;
+- ``implausible_amplitude``: a biopotential (EEG, EOG, EMG, ECG) whose amplitude cannot be real
+  in its declared unit (EEG sent in volts but declared µV: ~1e-5; or 1e6 µV). Per 2-s segment,
+  the median absolute deviation of the valid samples, converted to µV by the unit
+  (``AMPLITUDE_UV``), must lie in the modality's range; a segment's verdict marks the samples of
+  the next one (causal and chunk-invariant), so the channel is invalid (not staged, its
+  detectors abstain) and a technical alarm names it. A channel with no or an unknown unit is not
+  judged; an exactly flat one is the flatline detector's.
 
 A technical alarm condition starts at the first bad sample of a run, is announced once it has
 lasted ``delay_s`` and ends after ``hold_s`` of good samples (hysteresis against chatter); it runs
@@ -76,7 +83,20 @@ CONDITIONS: dict[str, ConditionSpec] = {
     ),
     "clipping": ConditionSpec("clipping", Priority.LOW, 1.0, 2.0, "{ch} clips at its limits"),
     "flatline": ConditionSpec("flatline", Priority.MEDIUM, 0.0, 2.0, "{ch} is flat (leads off?)"),
+    "implausible_amplitude": ConditionSpec(
+        "implausible_amplitude", Priority.MEDIUM, 10.0, 5.0,
+        "{ch}: its amplitude cannot be real in {unit} (wrong unit or scale?)"),
 }
+
+# Plausible robust amplitude (median absolute deviation over 2 s, in µV) per biopotential: real
+# EEG is ~5-100 µV (artefacts a few hundred), EMG in deep sleep ~1 µV, ECG ~50-500 µV around its
+# baseline; the bounds are one to two orders of magnitude outside that, so only a wrong unit or
+# scale (a factor of 1e3 or 1e6) falls outside.
+AMPLITUDE_UV: dict[str, tuple[float, float]] = {
+    "eeg": (0.2, 2000.0), "eog": (0.2, 5000.0), "emg": (0.05, 5000.0), "ecg": (1.0, 20000.0),
+}
+TO_UV = {"uv": 1.0, "µv": 1.0, "μv": 1.0, "nv": 1e-3, "mv": 1e3, "v": 1e6}
+SEGMENT_S = 2.0
 
 
 @dataclass(slots=True)
@@ -88,6 +108,8 @@ class ChannelQualityState:
     conditions: dict[str, ConditionState] = field(default_factory=dict)  # the alarm machines
     specs: dict[str, ConditionSpec] = field(default_factory=dict)  # this channel's conditions
     bad_samples: dict[str, int] = field(default_factory=dict)
+    segment: list[F32Array] = field(default_factory=list)  # samples of the segment being filled
+    implausible: bool = False  # verdict of the last complete segment
 
     @property
     def active(self) -> tuple[str, ...]:
@@ -113,7 +135,8 @@ def _bind(state: ChannelQualityState, bed: str) -> None:
     state.conditions = {
         code: new_condition(
             bed, code, RuleConfig(0.0, cs.delay_s, cs.priority, hold_s=cs.hold_s),
-            message=cs.message.format(ch=ch), channels=(ch,), kind=AlertKind.TECHNICAL,
+            message=cs.message.format(ch=ch, unit=state.spec.unit), channels=(ch,),
+            kind=AlertKind.TECHNICAL,
             lookback_s=cs.lookback_s, id_prefix=f"{bed}/{ch}/{code}")
         for code, cs in state.specs.items()
     }
@@ -157,9 +180,47 @@ def masks(
         "out_of_range": oor,
     }
     out["clipping"] = _clipping(state, x, ok) if modality in WAVEFORMS else np.zeros_like(ok)
+    out["implausible_amplitude"] = _implausible(state, np.where(ok, data, np.nan))
     result = {code: (m, m) for code, m in out.items()}
     result["flatline"] = _flatline(state, x, ok)
     return result
+
+
+def amplitude_range(spec: ChannelSpec) -> tuple[float, float] | None:
+    """The plausible amplitude range in the channel's own unit, or None (not judged)."""
+    uv = AMPLITUDE_UV.get(spec.modality or "")
+    factor = TO_UV.get(spec.unit.strip().lower())
+    if uv is None or factor is None:
+        return None
+    return uv[0] / factor, uv[1] / factor
+
+
+def _implausible(state: ChannelQualityState, x: F32Array) -> BoolArray:
+    """Samples judged by the previous complete segment's amplitude (NaN: not a valid sample)."""
+    bounds = amplitude_range(state.spec)
+    out = np.zeros(x.shape[0], dtype=bool)
+    if bounds is None:
+        return out
+    seg = max(2, round(SEGMENT_S * state.spec.fs))
+    have = sum(a.shape[0] for a in state.segment)
+    i = 0
+    while i < x.shape[0]:
+        take = min(seg - have, x.shape[0] - i)
+        out[i : i + take] = state.implausible
+        state.segment.append(x[i : i + take])
+        i, have = i + take, have + take
+        if have == seg:
+            state.implausible = _judge(np.concatenate(state.segment), bounds)
+            state.segment, have = [], 0
+    return out
+
+
+def _judge(x: F32Array, bounds: tuple[float, float]) -> bool:
+    good = x[np.isfinite(x)]
+    if good.size < x.size // 2:
+        return False  # mostly gaps: the gap detectors' business
+    mad = float(np.median(np.abs(good - np.median(good))))
+    return mad > 0 and not bounds[0] <= mad <= bounds[1]
 
 
 def _clipping(state: ChannelQualityState, x: F32Array, ok: BoolArray) -> BoolArray:
