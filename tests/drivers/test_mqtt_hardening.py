@@ -139,9 +139,19 @@ async def test_the_example_acl_lets_a_device_publish_only_into_its_own_bed(
                    for b in ("bed-1", "bed-2")}
         async with sources["bed-1"], sources["bed-2"], aiomqtt.Client(
                 "127.0.0.1", port, username="bed-1", password="d1",
-                protocol=aiomqtt.ProtocolVersion.V5) as device:
+                protocol=aiomqtt.ProtocolVersion.V5) as device, aiomqtt.Client(
+                "127.0.0.1", port, username="sleepstream", password="engine-pw") as station:
+            await station.subscribe("sleepstream/v1/ward-a/+/alert", qos=1)
             for s in sources.values():
                 await asyncio.wait_for(s.connected.wait(), 5)
+            with contextlib.suppress(aiomqtt.MqttError):  # a forged alarm for the station
+                await device.publish("sleepstream/v1/ward-a/bed-1/alert", b'{"code":"x"}',
+                                     qos=1)
+            # a marker the engine may publish, to know the forged alarm had its chance
+            await station.publish("sleepstream/v1/ward-a/engine/alert", b"marker", qos=1)
+            async with asyncio.timeout(5):
+                first = await anext(aiter(station.messages))
+            assert bytes(first.payload) == b"marker"  # the forgery never reached it
             for bed, hr in (("bed-1", 60.0), ("bed-2", 25.0)):  # its own bed, then a forgery
                 for k in range(3):
                     payload = encode_packet(seq=k, t0=float(k), fs=1.0, unit="bpm",
@@ -176,3 +186,16 @@ async def test_a_sink_refused_by_the_broker_fails_its_emits_with_the_reason(
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+def test_the_secure_example_config_verifies_tls_with_the_system_store() -> None:
+    import ssl
+
+    from sleepstream.drivers.mqtt_common import broker_from_config
+    from sleepstream.engine.config import load_config
+
+    root = Path(__file__).resolve().parents[2]
+    broker = broker_from_config(load_config(root / "examples" / "secure.toml"))
+    ctx = broker.tls_context()
+    assert broker.tls_ca is None and ctx is not None and ctx.verify_mode == ssl.CERT_REQUIRED
+    assert (broker.username, broker.port, broker.auth_tries) == ("sleepstream", 8883, 3)
