@@ -46,6 +46,7 @@ class CoordinatorState:
     moves: list[Move] = field(default_factory=list)
     outputs: Any | None = None  # the queue of forwarded events (cluster.outputs), if wanted
     wall_origin: float | None = None  # the coordinator's engine-clock origin, for every shard
+    service: Any | None = None  # the pooled inference service (cluster.serving), if any
 
     @property
     def ring(self) -> HashRing:
@@ -65,7 +66,7 @@ def create_shards(state: CoordinatorState, nodes: list[str] | None = None) -> No
         state.shards[shard_id] = remote.options(
             num_cpus=0, max_restarts=0, scheduling_strategy=strategy,
         ).remote(state.config, shard_id, live=state.live, outputs=state.outputs,
-                 wall_origin=state.wall_origin)
+                 wall_origin=state.wall_origin, service=state.service)
         state.last_seen[shard_id] = time.time()
 
 
@@ -112,6 +113,8 @@ async def fail_over(state: CoordinatorState, lost: str) -> Move:
     beds = [b for b, s in state.owner.items() if s == lost]
     placed = state.ring.by_shard(beds)
     moved_at = state.last_seen.pop(lost)
+    if state.service is not None:  # the lost shard's KV slots go back to the pool
+        await asyncio.to_thread(ray.get, state.service.forget.remote(lost))
     refs = [state.shards[s].assign.remote(bs, {b: (moved_at, lost) for b in bs})
             for s, bs in placed.items() if bs]
     await asyncio.to_thread(ray.get, refs)

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import signal
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 import ray
 
@@ -45,6 +45,7 @@ async def serve(config: Config, seconds: float | None, out: TextIO = sys.stderr,
     shared = station.prepare(config, out) if station.wanted(config) else None
     if shared is not None:  # one store and web view for every shard's beds
         state.outputs, state.wall_origin = shared.queue, shared.clock.wall_origin
+    state.service = start_pooled(config)
     try:
         await asyncio.to_thread(co.start_shards, state)
         placed = {s: sorted(b for b, o in state.owner.items() if o == s) for s in state.shards}
@@ -65,7 +66,22 @@ async def serve(config: Config, seconds: float | None, out: TextIO = sys.stderr,
         await asyncio.to_thread(co.stop_shards, state)
         if shared is not None:
             await station.close(shared)
+        if state.service is not None:
+            ray.kill(state.service)
     return 1 if failed else 0
+
+
+def start_pooled(config: Config) -> Any | None:
+    """The pooled inference service when ``[cluster] inference = "pooled"`` and a model is
+    configured: KV room for every bed four times over (moves start new engines) plus spares."""
+    if config.cluster.inference != "pooled" or config.model.checkpoint == "none":
+        return None
+    from sleepstream.cluster.serving import start_service
+    from sleepstream.engine.inference.model_files import DEFAULT_MODEL_DIR
+
+    root = DEFAULT_MODEL_DIR if config.model.checkpoint == "default" else config.model.checkpoint
+    return start_service(str(root), 4 * len(config.beds) + 64,
+                         backend=config.cluster.service_backend, gpu=config.cluster.service_gpu)
 
 
 async def _until_stopped(state: co.CoordinatorState, shared: station.ClusterOutputs | None,
@@ -93,4 +109,8 @@ def _summary(state: co.CoordinatorState, out: TextIO) -> bool:
                       f"{', FAILED: ' + str(s['failed']) if s['failed'] else ''}\n")
     for move in state.moves:
         out.write(f"shard {move.shard} lost; moved: {sorted(move.beds)}\n")
+    if state.service is not None:
+        s = ray.get(state.service.stats.remote())
+        out.write(f"pooled inference: {s['requests']} step requests in {s['calls']} backend "
+                  f"calls, {s['slots_used']} of {s['capacity']} KV slots in use\n")
     return failed

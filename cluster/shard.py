@@ -77,12 +77,14 @@ class ShardWorker:
 
     ``outputs``: the coordinator's event queue (``cluster.outputs``), fed by a ``ForwardSink``
     in every engine here; ``wall_origin``: the coordinator's, so that live engine times agree
-    on every shard."""
+    on every shard; ``service``: the pooled inference service (``cluster.serving``), stepped
+    instead of a local backend."""
 
     def __init__(self, config: Config, shard_id: str, *, live: bool = True,
-                 outputs: Any | None = None, wall_origin: float | None = None) -> None:
+                 outputs: Any | None = None, wall_origin: float | None = None,
+                 service: Any | None = None) -> None:
         self.config, self.shard, self.live = config, shard_id, live
-        self.outputs, self.wall_origin = outputs, wall_origin
+        self.outputs, self.wall_origin, self.service = outputs, wall_origin, service
         self.state = ShardState()
         self.forward: list[Sink] = []
 
@@ -111,8 +113,8 @@ class ShardWorker:
             self.forward += sinks
         commands: asyncio.Queue[Command] = asyncio.Queue(256)
         engine, runtimes, _ = build_engine(
-            shard_config(self.config, new, tag), live=self.live, on_progress=self._progress,
-            extra_sinks=sinks, clock=self._clock(),
+            self._pooled(shard_config(self.config, new, tag), tag), live=self.live,
+            on_progress=self._progress, extra_sinks=sinks, clock=self._clock(),
             extra_commands=[_queue_source(commands)])
         task = asyncio.create_task(engine.run(), name=f"shard-{tag}")
         self.state.generations.append(_Generation(engine, runtimes, task, commands))
@@ -126,6 +128,17 @@ class ShardWorker:
         log.info("shard %s: started %d bed(s)%s", self.shard, len(new),
                  f", {len(moved)} moved here" if moved else "")
         return new
+
+    def _pooled(self, config: Config, tag: str) -> Config:
+        """With a pooled service: ``config`` stepping through it, the KV slots of this engine
+        keyed by ``tag`` on the service (each engine here numbers its slots from 0)."""
+        if self.service is None or config.model.checkpoint == "none":
+            return config
+        from sleepstream.cluster.serving import pooled_factory
+        from sleepstream.engine.inference.backends import register_backend
+
+        register_backend("pooled", pooled_factory(self.service, tag))
+        return replace(config, model=replace(config.model, backend="pooled"))
 
     def _progress(self, bed: BedRuntime, t: float) -> None:
         pending = self.state.pending.pop(bed.state.bed, None)

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install '.[cluster]')")
@@ -180,3 +181,69 @@ def _post(url: str, body: bytes) -> tuple[int, str]:
             return res.status, res.read().decode()
     except urllib.error.HTTPError as err:
         return err.code, err.read().decode()
+
+
+def test_pooled_inference_matches_the_local_backend(cluster: Cluster) -> None:
+    """Two shards' beds stepped through one pooled service (concurrently, so their requests
+    are joined into shared backend calls; KV kept on the service) give the local backend's
+    outputs, resets included; a forgotten shard's slots return to the pool."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sleepstream.cluster.serving import PooledBackend, start_service
+    from sleepstream.engine.inference.backends import make_backend
+    from sleepstream.engine.inference.model_files import DEFAULT_MODEL_DIR, load_model_files
+    from sleepstream.engine.protocols import StepBatch
+
+    files = load_model_files(DEFAULT_MODEL_DIR)
+    m, q, cap = len(files.modalities), files.levels, 3
+    service = start_service(str(DEFAULT_MODEL_DIR), 16, max_wait_s=0.05)
+    pooled = [PooledBackend(service, f"shard-{k}", files, cap) for k in range(2)]
+    local = [make_backend("onnx", files, cap) for _ in range(2)]
+    rng = np.random.default_rng(7)
+    worst = 0.0
+    with ThreadPoolExecutor(2) as pool:
+        for t in range(70):  # past the KV window: the ring wraps
+            batches = [StepBatch(rng.integers(0, 16, (cap, m, q)), rng.random((cap, m)) > 0.3,
+                                 np.arange(cap, dtype=np.int64)) for _ in range(2)]
+            if t == 33:
+                for be in (*pooled, *local):
+                    be.reset(np.array([1], np.int64))
+            remote = list(pool.map(PooledBackend.step, pooled, batches))
+            for out, be, b in zip(remote, local, batches, strict=True):
+                ref = be.step(b)
+                for a in ("embeddings", "stage_logits", "surprise"):
+                    worst = max(worst, float(np.abs(getattr(out, a) - getattr(ref, a)).max()))
+    stats = ray.get(service.stats.remote())
+    assert worst < 1e-5, worst
+    assert stats["requests"] == 140 and stats["calls"] < stats["requests"]  # joined calls
+    assert stats["slots_used"] == 2 * cap  # every bed's KV on the service
+    assert ray.get(service.forget.remote("shard-0")) == cap
+    assert ray.get(service.stats.remote())["slots_used"] == cap
+    ray.kill(service)
+
+
+async def test_a_pooled_run_steps_every_bed_on_the_shared_service(
+        cluster: Cluster, mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """``[cluster] inference = "pooled"`` with the shipped model: both shards stage through one
+    service that holds a KV slot per bed; every bed gets its stage events."""
+    site = f"site-{uuid.uuid4().hex[:8]}"
+    shards = [co.shard_name(n) for n in co.alive_nodes()]
+    beds = scenario.pick_beds(shards, 3, prefix=site)
+    config = scenario.wearable_config(tmp_path, mosquitto.port, beds, site)
+    config = replace(config, model=replace(config.model, checkpoint="default"),
+                     cluster=replace(config.cluster, inference="pooled"))
+    out = io.StringIO()
+    run = asyncio.create_task(runner.serve(config, 40.0, out, signals=False))
+    await _wait_for(lambda: "shard(s):" in out.getvalue(), 60.0)
+    await asyncio.sleep(1.5)  # the shards' sources subscribe
+    broker = BrokerSettings(host="127.0.0.1", port=mosquitto.port)
+    await asyncio.gather(*(run_wearable(broker=broker, site=site, bed=b, duration_s=120.0,
+                                        speed=4.0, seed=i) for i, b in enumerate(beds)))
+    assert await run == 0
+    found = re.search(r"pooled inference: (\d+) step requests in (\d+) backend calls, (\d+) of",
+                      out.getvalue())
+    assert found, out.getvalue()
+    requests, calls, slots = map(int, found.groups())
+    assert requests > 0 and 0 < calls <= requests and slots == len(beds)
+    staged = Counter(e["bed"] for e in scenario.read_events(tmp_path) if e["type"] == "stage")
+    assert set(staged) == set(beds), staged
