@@ -14,7 +14,12 @@ so a bed whose first step falls in grid cell ``g`` will keep landing in cells ``
 (``K = period_s / max_wait_s``). The backend's slots are cut into K regions and a bed gets the
 lowest free slot of its bucket's region (another region's when that one is full), so the beds of
 one tick occupy a contiguous slot run and the backend hands the cache over as a view. The slot
-is given on the bed's first step and reset before it; ``leave`` gives it back.
+is given on the bed's first step and reset before it; ``leave`` gives it back. A bed whose steps
+drift into another bucket's ticks would break the run (and make the backend copy every bed's
+cache): with ``layout="compact"`` (default, where the backend can ``swap_slots``) the strays are
+swapped into the run before the call (``slot_layout.plan_swaps``); ``layout="masked"`` steps the
+whole span between the lowest and the highest slot with the others masked (``step_span``);
+``layout="copy"`` leaves the gather to the backend.
 
 ``submit`` queues a step without waiting and calls ``done(result)`` on the event loop when it is
 back (``done(error)`` when the call failed or the bed left); ``await step(...)`` is the same with
@@ -38,6 +43,7 @@ from types import TracebackType
 import numpy as np
 
 from sleepstream.engine.errors import ModelError
+from sleepstream.engine.inference.slot_layout import LAYOUTS, is_run, plan_swaps
 from sleepstream.engine.protocols import InferenceBackend, StepBatch, StepOutput
 from sleepstream.engine.types import BoolArray, F32Array
 
@@ -88,10 +94,8 @@ class SchedulerStats:
     all_in: int = 0  # ticks that ran at once because every expected bed's step was in
     contiguous_calls: int = 0  # calls whose slots were one contiguous run (no cache copy)
     failed: int = 0  # steps whose backend call failed
-
-
-def _contiguous(slots: np.ndarray) -> bool:
-    return bool(len(slots) == 0 or slots[-1] - slots[0] == len(slots) - 1)
+    swaps: int = 0  # slot swaps made to keep calls contiguous (layout "compact")
+    masked_rows: int = 0  # rows stepped and dropped (layout "masked")
 
 
 class StepScheduler:
@@ -105,7 +109,12 @@ class StepScheduler:
         max_batch: int = 4096,
         reset_gap_s: float = 120.0,
         period_s: float = 1.0,
+        layout: str = "compact",
     ) -> None:
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout {layout!r} is not one of {LAYOUTS}")
+        need = {"compact": "swap_slots", "masked": "step_span"}.get(layout)
+        self.layout = layout if need is None or hasattr(backend, need) else "copy"
         self.backend = backend
         self.max_wait_s = max_wait_s
         self.max_batch = max_batch
@@ -121,6 +130,7 @@ class StepScheduler:
             for r in range(self.buckets)
         ]  # one heap per region: lowest slot first
         self._resets: list[int] = []  # slots to reset before the next call
+        self._owner: dict[int, str] = {}  # slot -> bed holding it
         self._wake = asyncio.Event()
         self._executor: ThreadPoolExecutor | None = None
         self._task: asyncio.Task[None] | None = None
@@ -173,6 +183,7 @@ class StepScheduler:
         st.queue.clear()
         if st.slot is not None:
             heapq.heappush(self._free[st.slot // self._region], st.slot)
+            del self._owner[st.slot]
         self._wake.set()  # a tick may have been waiting for this bed
 
     def reset(self, bed: str) -> None:
@@ -205,6 +216,7 @@ class StepScheduler:
         now = asyncio.get_running_loop().time()
         if st.slot is None:
             st.slot = self._take_slot(now)
+            self._owner[st.slot] = bed
         if t is not None:
             if st.last_t is not None and not 0 <= t - st.last_t <= self.reset_gap_s:
                 self._resets.append(st.slot)
@@ -264,13 +276,13 @@ class StepScheduler:
             await self._tick(first + self.max_wait_s if all_in else boundary)
 
     async def _tick(self, boundary: float) -> None:
-        due: list[tuple[int, _Request]] = []
+        due: list[tuple[int, str, _Request]] = []
         stepped: set[str] = set()
         for bed, st in list(self._queued.items()):
             if st.queue[0].queued >= boundary:
                 continue  # queued after this tick's grid point: the next tick takes it
             assert st.slot is not None
-            due.append((st.slot, st.queue.popleft()))
+            due.append((st.slot, bed, st.queue.popleft()))
             stepped.add(bed)
             if not st.queue:
                 del self._queued[bed]
@@ -287,37 +299,85 @@ class StepScheduler:
         for i in range(0, len(due), self.max_batch):
             await self._call(due[i : i + self.max_batch])
 
-    async def _call(self, due: list[tuple[int, _Request]]) -> None:
+    def _slot(self, bed: str) -> int:
+        slot = self._beds[bed].slot
+        assert slot is not None, "a bed with a queued step holds a slot"
+        return slot
+
+    def _compact(self, due: list[tuple[int, str, _Request]]) -> tuple[np.ndarray, np.ndarray]:
+        """Swap the strays of ``due`` (sorted by slot) into one run; the slot map follows now,
+        the caches when the inference thread runs the swaps (after this call's resets, which
+        name the slots as they were when queued). Returns the swapped pairs."""
+        slots = np.fromiter((s for s, _, _ in due), np.int64, len(due))
+        outside, holes = plan_swaps(slots, self.backend.capacity)
+        for a, b in zip(outside.tolist(), holes.tolist(), strict=True):
+            bed_a, bed_b = self._owner.pop(a), self._owner.pop(b, None)
+            self._beds[bed_a].slot, self._owner[b] = b, bed_a
+            if bed_b is not None:
+                self._beds[bed_b].slot, self._owner[a] = a, bed_b
+            else:  # a free slot: ``a`` becomes free in its place
+                free = self._free[b // self._region]
+                free.remove(b)
+                heapq.heapify(free)
+                heapq.heappush(self._free[a // self._region], a)
+        moved = dict(zip(outside.tolist(), holes.tolist(), strict=True))
+        due[:] = sorted(((moved.get(s, s), bed, r) for s, bed, r in due), key=lambda x: x[0])
+        self.stats.swaps += len(outside)
+        return outside, holes
+
+    async def _call(self, due: list[tuple[int, str, _Request]]) -> None:
+        left = [r for _, bed, r in due if bed not in self._beds]  # left during an earlier call
+        for r in left:
+            r.done(asyncio.CancelledError())
+        # slots as they are now (an earlier call of this tick may have swapped some)
+        due = sorted(((self._slot(bed), bed, r) for _, bed, r in due if bed in self._beds),
+                     key=lambda x: x[0])
+        if not due:
+            return
         resets = np.array(sorted(set(self._resets)), np.int64)
         self._resets.clear()
+        swaps = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+        if self.layout == "compact":
+            swaps = self._compact(due)
         batch = StepBatch(
-            np.stack([r.codes for _, r in due]).astype(np.int64, copy=False),
-            np.stack([r.presence for _, r in due]).astype(bool, copy=False),
-            np.fromiter((s for s, _ in due), np.int64, len(due)),
+            np.stack([r.codes for _, _, r in due]).astype(np.int64, copy=False),
+            np.stack([r.presence for _, _, r in due]).astype(bool, copy=False),
+            np.fromiter((s for s, _, _ in due), np.int64, len(due)),
         )
         loop = asyncio.get_running_loop()
         assert self._executor is not None, "use the scheduler inside `async with`"
         try:
-            out, took = await loop.run_in_executor(self._executor, self._infer, resets, batch)
+            out, took = await loop.run_in_executor(
+                self._executor, self._infer, resets, swaps, batch)
         except Exception as exc:  # one failed call fails its steps, never the scheduler
             log.exception("backend call failed for %d beds", len(due))
             self.stats.failed += len(due)
             err = ModelError(f"inference failed: {exc}")
-            for _, r in due:
+            for _, _, r in due:
                 r.done(err)
             return
         self.stats.calls += 1
         self.stats.steps += len(due)
         self.stats.batch_max = max(self.stats.batch_max, len(due))
         self.stats.backend_s += took
-        self.stats.contiguous_calls += _contiguous(batch.slots)
+        contiguous = is_run(batch.slots)
+        self.stats.contiguous_calls += contiguous
+        if self.layout == "masked" and not contiguous:
+            self.stats.masked_rows += int(batch.slots[-1] - batch.slots[0] + 1) - len(due)
         surprise = out.surprise.tolist()
-        for j, (_, r) in enumerate(due):
+        for j, (_, _, r) in enumerate(due):
             r.done(StepResult(out.embeddings[j], out.stage_logits[j], surprise[j]))
 
-    def _infer(self, resets: np.ndarray, batch: StepBatch) -> tuple[StepOutput, float]:
+    def _infer(
+        self, resets: np.ndarray, swaps: tuple[np.ndarray, np.ndarray], batch: StepBatch
+    ) -> tuple[StepOutput, float]:
         t0 = time.perf_counter()
         if len(resets):
             self.backend.reset(resets)
-        out = self.backend.step(batch)
+        if len(swaps[0]):
+            self.backend.swap_slots(*swaps)
+        if self.layout == "masked" and not is_run(batch.slots):
+            out = self.backend.step_span(batch)
+        else:
+            out = self.backend.step(batch)
         return out, time.perf_counter() - t0

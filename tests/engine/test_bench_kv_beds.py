@@ -43,6 +43,15 @@ def test_bench_beds_quick(tiny: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert fig["kv_mb_per_bed"] > 0 and fig["buffers_mb_per_bed"] > 0
     prof = fig["profile_ms_per_s"]
     assert sum(prof.values()) == pytest.approx(1e3)
+    layouts = fig["layouts"]
+    assert isinstance(layouts, dict) and set(layouts) == {"compact", "masked", "copy"}
+    n = fig["at_beds"]
+    for name, r in layouts.items():  # every layout ran at the same bed count, as named
+        assert r["layout"] == name and r["beds"] == n and r["p50_ms"] <= r["p99_ms"]
+    assert layouts["compact"]["contiguous_calls"] == 1.0  # swaps leave no gathered call
+    assert layouts["compact"]["masked_rows_per_s"] == layouts["copy"]["swaps_per_s"] == 0
+    assert fig[f"p99_ms_at_{n}"] == layouts[fig["layout"]]["p99_ms"]
+    assert fig["best_layout_at_beds"] in layouts
 
 
 def test_bench_beds_tensorrt_unavailable(capsys: pytest.CaptureFixture[str]) -> None:

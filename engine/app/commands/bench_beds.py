@@ -13,6 +13,12 @@ counted, and the process RSS growth per bed), and a profile of a tick: time in t
 the batched tokenizers for N beds (measured apart, per modality, in the same run) and the rest
 (scheduling, Python). The baseline for the ratios is one bed stepped alone.
 
+The scheduler keeps each call's KV slots contiguous by ``--layout`` (``compact``: swap beds that
+drifted into another phase bucket's tick into one run; ``masked``: step the span between the
+lowest and highest slot, the rest masked; ``copy``: let the backend gather). Every layout is
+also run at ``--at`` beds (1,000) in the same process, side by side, and the p99 goal is read
+there.
+
 Without ``--checkpoint`` the shipped model is used when installed, else a randomly initialised
 network of the shipped configuration (labelled so; needs torch to export).
 """
@@ -39,10 +45,12 @@ from sleepstream.engine.inference.model_files import (
     load_model_files,
 )
 from sleepstream.engine.inference.scheduler import StepScheduler
+from sleepstream.engine.inference.slot_layout import LAYOUTS
 from sleepstream.engine.inference.tokenizer_runtime import TokenizerRuntime, new_state, push_seconds
 from sleepstream.engine.report import print_figures
 
-GOAL_BEDS_CPU, GOAL_P99_CPU_MS, GOAL_MB_PER_BED = 500, 200.0, 5.0
+GOAL_BEDS_CPU, GOAL_P99_CPU_MS, GOAL_MB_PER_BED = 2000, 200.0, 2.0
+GOAL_AT_BEDS = 1000  # the p99 goal holds at this many beds
 GOAL_BEDS_GPU, GOAL_P99_GPU_MS = 20000, 50.0
 RING_S = 16  # seconds of model-rate samples a staging processor buffers per modality
 
@@ -57,6 +65,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-wait", type=float, default=0.1,
                    help="scheduler tick grid = bounded wait (s)")
     p.add_argument("--threads", type=int, default=2, help="backend threads")
+    p.add_argument("--layout", choices=LAYOUTS, default="compact",
+                   help="how a call's KV slots are kept contiguous (see slot_layout)")
+    p.add_argument("--at", type=int, default=GOAL_AT_BEDS,
+                   help="bed count at which every layout is compared")
     p.add_argument("--fp16", action="store_true", help="TensorRT FP16 engine")
     p.add_argument("--quick", action="store_true", help="a short run for tests")
     p.add_argument("--json", action="store_true", help="end with one JSON line of figures")
@@ -94,7 +106,7 @@ def bed_buffer_bytes(files: ModelFiles) -> int:
 
 
 async def trial(backend: Any, files: ModelFiles, n: int, seconds: float,
-                max_wait: float) -> dict[str, Any]:
+                max_wait: float, layout: str = "compact") -> dict[str, Any]:
     """N beds, one step each per second at phase ``b / n``: one simulator task submits the due
     steps of all beds (no task or future per bed); each result is folded into its bed's epoch
     estimate in the scheduler's callback, where the latency from the due time is taken."""
@@ -107,7 +119,7 @@ async def trial(backend: Any, files: ModelFiles, n: int, seconds: float,
     logit_sum = np.zeros((n, 5))
     left = n * steps
     finished = asyncio.Event()
-    async with StepScheduler(backend, max_wait_s=max_wait, max_batch=n) as sched:
+    async with StepScheduler(backend, max_wait_s=max_wait, max_batch=n, layout=layout) as sched:
         loop = asyncio.get_running_loop()
         t0 = loop.time() + 0.2
         names = [f"bed{b}" for b in range(n)]
@@ -147,6 +159,9 @@ async def trial(backend: Any, files: ModelFiles, n: int, seconds: float,
         "calls_per_s": st.calls / seconds,
         "mean_batch": st.steps / max(st.calls, 1),
         "contiguous_calls": st.contiguous_calls / max(st.calls, 1),
+        "layout": sched.layout,
+        "swaps_per_s": st.swaps / seconds,
+        "masked_rows_per_s": st.masked_rows / seconds,
         "backend_ms_per_s": 1e3 * st.backend_s / seconds,
     }
 
@@ -176,7 +191,7 @@ def search(make: Any, files: ModelFiles, args: argparse.Namespace) -> list[dict[
     runs: list[dict[str, Any]] = []
 
     def run(n: int) -> dict[str, Any]:
-        r = asyncio.run(trial(make(n), files, n, args.seconds, args.max_wait))
+        r = asyncio.run(trial(make(n), files, n, args.seconds, args.max_wait, args.layout))
         runs.append(r)
         print(f"  {n:6d} beds: p50 {r['p50_ms']:7.1f} ms  p99 {r['p99_ms']:7.1f} ms  "
               f"{r['mean_batch']:7.1f} beds/call  backend {r['backend_ms_per_s']:6.0f} ms/s  "
@@ -224,9 +239,28 @@ def main(args: argparse.Namespace) -> int:
     base = asyncio.run(trial(make(1), files, 1, min(args.seconds, 5.0), args.max_wait))
     runs = search(make, files, args)
     figures = _figures(args, label["model"], files, base, runs, make(1), rss0)
+    figures.update(compare_layouts(make, files, args))
     _summarise(figures)
     print_figures(figures, as_json=args.json)
     return 0
+
+
+def compare_layouts(make: Any, files: ModelFiles, args: argparse.Namespace) -> dict[str, Any]:
+    """Every layout at ``args.at`` beds, one after another in this process."""
+    n = min(args.at, args.max_beds)
+    by: dict[str, Any] = {}
+    print(f"layouts at {n} beds:")
+    for layout in LAYOUTS:
+        r = asyncio.run(trial(make(n), files, n, args.seconds, args.max_wait, layout))
+        by[layout] = r
+        print(f"  {layout:8s} p50 {r['p50_ms']:7.1f} ms  p99 {r['p99_ms']:7.1f} ms  contiguous "
+              f"{100 * r['contiguous_calls']:5.1f} % of calls  swaps {r['swaps_per_s']:6.1f}/s  "
+              f"masked rows {r['masked_rows_per_s']:7.1f}/s  backend "
+              f"{r['backend_ms_per_s']:6.0f} ms/s", flush=True)
+    chosen = by[args.layout]
+    return {"at_beds": n, "layouts": by, f"p99_ms_at_{n}": chosen["p99_ms"],
+            "goal_p99_ms_at_beds": GOAL_AT_BEDS,
+            "best_layout_at_beds": min(by, key=lambda k: by[k]["p99_ms"])}
 
 
 def _backend_maker(args: argparse.Namespace, files: Any) -> Callable[[int], Any]:
@@ -262,6 +296,7 @@ def _figures(args: argparse.Namespace, model: str, files: Any, base: dict[str, A
     cpu = args.backend != "tensorrt"
     return {
         "backend": args.backend,
+        "layout": args.layout,
         "model": model,
         "max_beds_realtime": n if kept else 0,
         "goal_max_beds_realtime": GOAL_BEDS_CPU if cpu else GOAL_BEDS_GPU,

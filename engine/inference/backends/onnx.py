@@ -107,6 +107,36 @@ class OnnxRingBackend:
         self.prev_h[s] = emb
         return StepOutput(emb, logits, surprise)
 
+    def step_span(self, batch: StepBatch) -> StepOutput:
+        """``step`` for non-contiguous slots without gathering the cache: the whole span from
+        the lowest to the highest slot goes to the graph as views; the rows not due are stepped
+        with absent tokens and dropped (their cache, position and embedding untouched)."""
+        lo, hi = int(batch.slots[0]), int(batch.slots[-1]) + 1
+        rows = batch.slots - lo  # (B,) rows of the due slots within the span
+        n = hi - lo
+        codes = np.zeros((n, *batch.codes.shape[1:]), np.int64)
+        presence = np.zeros((n, batch.presence.shape[1]), bool)
+        codes[rows], presence[rows] = batch.codes, batch.presence
+        s = slice(lo, hi)
+        feeds: dict[str, Any] = {"codes": codes, "presence": presence, "pos": self.pos[s],
+                                 "prev_h": self.prev_h[s]}
+        for i in range(self.files.n_layer):
+            feeds[f"k_cache_{i}"] = self.k[i][s]
+            feeds[f"v_cache_{i}"] = self.v[i][s]
+        out = self._sess.run(self._outs, feeds)
+        emb, logits, surprise = out[0][rows], out[1][rows], out[2][rows]
+        new = [o[rows] for o in out[3:]]
+        write_rows(self.k, self.v, batch.slots, self.pos[batch.slots], new, self.files.window)
+        self.pos[batch.slots] += 1
+        self.prev_h[batch.slots] = emb
+        return StepOutput(emb, logits, surprise)
+
+    def swap_slots(self, a: npt.NDArray[np.int64], b: npt.NDArray[np.int64]) -> None:
+        """Exchange the whole state (cache, position, embedding) of slots ``a[i]`` and ``b[i]``."""
+        src, dst = np.concatenate([b, a]), np.concatenate([a, b])
+        for x in (*self.k, *self.v, self.pos, self.prev_h):
+            x[dst] = x[src]  # the right side is gathered (copied) first
+
     def step_chunk(self, slot: int, codes: np.ndarray, presence: np.ndarray) -> StepOutput:
         """T consecutive seconds of ``slot``: codes (T, M, Q), presence (T, M) -> outputs with a
         leading T axis (T <= ``max_chunk``)."""
