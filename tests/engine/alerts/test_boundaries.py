@@ -238,3 +238,46 @@ def test_hypopnea_depth_duration_and_confirmation(ratio: float, seconds: int,
         t, a = seen[0]
         assert (a.onset, a.end) == (120.0, 130.0) and a.emitted_at == t
         assert t == max(131.0, desat_at + 1)  # emitted once both the end and the mark are in
+
+
+# ---- atrial fibrillation: irregularity score, delay and hysteresis ---------------------------
+
+SIGNS = np.array([1, -1, 1, -1, 1, 1, -1, -1])  # successive-difference signs: 6 turns in 8
+
+
+def _af_beats(score: list[float]) -> np.ndarray:
+    """Beats whose RR intervals 1 + delta * c (c the running sum of SIGNS, mean 0.75 over any
+    64 intervals) have every successive difference of size delta: RMSSD / mean RR = score, and
+    a turning-point ratio of ~0.74, inside the random range."""
+    c = np.cumsum(SIGNS[np.arange(len(score)) % 8])
+    s = np.asarray(score)
+    return np.concatenate([[0.0], np.cumsum(1.0 + s / (1 - 0.75 * s) * c)])
+
+
+def _af(score: list[float], seconds: int) -> tuple[Seen, np.ndarray]:
+    beats = _af_beats(score)
+    return _heart(beats, seconds), beats
+
+
+@pytest.mark.parametrize(("score", "fires"), [(0.099, False), (0.09, False), (0.101, True)])
+def test_af_score_threshold_and_delay(score: float, fires: bool) -> None:
+    seen, beats = _af([score] * 200, 150)
+    if not fires:
+        assert _alarms(seen, "af") == []
+        return
+    t, alert = _announced(seen, "af")
+    first = np.floor(beats[32])  # the score is known once 32 RR intervals are in
+    assert alert.onset == first and t == first + 30.0  # the 30-s condition delay
+    assert alert.value == pytest.approx(score, abs=1e-3)  # the worst score of the run
+
+
+@pytest.mark.parametrize(("held", "ends"), [(0.08, False), (0.07, True)])
+def test_af_holds_down_to_three_quarters_of_the_threshold(held: float, ends: bool) -> None:
+    """Announced at 0.12; a score of 0.08 (>= 0.75 x 0.1) keeps it, 0.07 ends it."""
+    seen, _ = _af([0.12] * 100 + [held] * 150, 240)
+    _announced(seen, "af")
+    ended = [(t, a) for t, a in _alarms(seen, "af") if a.state == AlertState.ENDED]
+    assert len(ended) == int(ends)
+    if ends:
+        t, a = ended[0]
+        assert a.emitted_at == t and a.end == t - 1.0  # ended in the block where it stopped
