@@ -26,6 +26,7 @@ fills them as invalid by timestamp). Device NaN samples are invalid and raise ``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -188,12 +189,12 @@ class LslSource:
         """An inlet on the stream's outlet once it answers again, else None. Short resolve
         waves: the new outlet is found within a few hundred ms of its return, and data it
         sends before an inlet is open is lost."""
-        info = self._resolve(_RESOLVE_WAVE_S, by_source_id=self._source_id)
-        if info is None:
-            return None
         try:
+            info = self._resolve(_RESOLVE_WAVE_S, by_source_id=self._source_id)
+            if info is None:
+                return None
             inlet, _ = self._open(info)
-        except Exception:  # gone again before we could open it
+        except Exception:  # a failed wave, or gone again before we could open it: retried
             return None
         self.reconnects += 1
         return inlet
@@ -280,6 +281,15 @@ class LslSource:
         def post(item: Item) -> None:
             loop.call_soon_threadsafe(self._outbox.put, item)
 
+        try:
+            self._pull(inlet, post)
+        except Exception as exc:  # never a silent death: the bed fails with the reason
+            log.exception("LSL source %s: the puller thread stopped", self._predicate())
+            error = SourceError(f"LSL stream {self._predicate()}: reading stopped ({exc!r})")
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
+                loop.call_soon_threadsafe(self._outbox.fail, error)
+
+    def _pull(self, inlet: pylsl.StreamInlet | None, post: Any) -> None:
         if not self._specs:
             inlet = self._await_first(post)
             if inlet is None:

@@ -340,3 +340,24 @@ async def test_stage_markers_carry_their_epoch_on_the_lsl_clock() -> None:
     assert t_stage == pytest.approx(stage["lsl_onset"], abs=1e-6)  # stamped at the epoch onset
     assert alert["lsl_onset"] == pytest.approx(12.5 + offset, abs=0.01)
     assert t_alert == pytest.approx(alert["lsl_end"], abs=1e-6)  # an ended alarm at its end
+
+
+async def test_an_unexpected_error_in_the_puller_fails_the_source_visibly() -> None:
+    sid = f"bug-{uuid.uuid4()}"
+    outlet = _outlet(sid)
+    real_pull = pylsl.StreamInlet.pull_chunk
+
+    def broken(self, *a, **kw):  # type: ignore[no-untyped-def]
+        raise KeyError("injected")  # not a pylsl error: a bug must not kill the thread silently
+
+    source = LslSource(source_id=sid, timeout_s=2.0)
+    pylsl.StreamInlet.pull_chunk = broken  # type: ignore[method-assign]
+    try:
+        async with source:
+            with pytest.raises(SourceError, match="reading stopped"):
+                async with asyncio.timeout(10):
+                    async for _ in source.frames():
+                        pass
+    finally:
+        pylsl.StreamInlet.pull_chunk = real_pull  # type: ignore[method-assign]
+    del outlet
