@@ -329,7 +329,11 @@ class MqttSource:
         self.faults.hit("sequence_jump", (ch.spec.name,), t, t, time.monotonic(), msg, amount=1)
 
     def _release(self, ch: ChannelState, segments: list[Segment]) -> None:
+        """Hand released segments over as frames. While a channel has two publishers
+        (``conflicting_packets`` active) its samples go out invalid: neither is trusted, so a
+        forger can blank a channel (a technical alarm) but not feed it false values."""
         name = ch.spec.name
+        distrust = ("conflicting_packets", (name,)) in self.faults.active
         for seg in segments:
             n = seg.data.shape[0]
             if n == 0:
@@ -350,7 +354,8 @@ class MqttSource:
                     channels=(name,),
                     timestamps=t,
                     data=seg.data.reshape(n, 1),
-                    valid=seg.valid.reshape(n, 1),
+                    valid=(np.zeros((n, 1), dtype=bool) if distrust
+                           else seg.valid.reshape(n, 1)),
                     seq=seg.seq,
                 )
             )

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import uuid
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 import pytest
@@ -199,3 +200,59 @@ def test_the_secure_example_config_verifies_tls_with_the_system_store() -> None:
     ctx = broker.tls_context()
     assert broker.tls_ca is None and ctx is not None and ctx.verify_mode == ssl.CERT_REQUIRED
     assert (broker.username, broker.port, broker.auth_tries) == ("sleepstream", 8883, 3)
+
+
+def _handled(source: MqttSource, packets: list[bytes]) -> tuple[list[Any], list[Any]]:
+    """Feed packets through ``handle`` (no broker) and take what the source released."""
+    from sleepstream.engine.protocols import SourceEvent as Ev
+    from sleepstream.engine.types import Frame
+
+    topic = f"sleepstream/v1/t/{source.bed}/data/HR"
+    for payload in packets:
+        source.handle(topic, payload)
+    items = list(source.outbox._items)
+    source.outbox._items.clear()
+    return [i for i in items if isinstance(i, Frame)], [i for i in items if isinstance(i, Ev)]
+
+
+def _hr(k: int, value: float) -> bytes:
+    from sleepstream.drivers.codecs import encode_packet
+
+    return encode_packet(seq=k * 4, t0=k * 4.0, fs=1.0, unit="bpm", samples=[value] * 4)
+
+
+def test_a_restarted_device_is_resynchronised_with_one_sequence_jump_condition() -> None:
+    import numpy as np
+
+    source = MqttSource(broker=BrokerSettings(), site="t", bed="b1",
+                        channels=[ChannelSpec("HR", 1.0, "hr", "bpm")], max_frames=10_000)
+    _handled(source, [_hr(k, 60.0) for k in range(100, 110)])
+    frames, events = _handled(source, [_hr(k, 61.0) for k in range(10)])  # counter back to 0
+    source.faults.expire(0.0, force=True)
+    events += _handled(source, [])[1]
+    assert source.state["HR"].order.resyncs == 1 and source.state["HR"].order.gap_samples == 0
+    np.testing.assert_array_equal(np.concatenate([f.data[:, 0] for f in frames]), 61.0)
+    assert all(f.valid.all() for f in frames) and frames[0].seq == 0
+    assert [(e.code, e.active) for e in events] == [("sequence_jump", True),
+                                                    ("sequence_jump", False)]
+
+
+def test_a_forger_racing_the_device_blanks_the_channel_but_cannot_feed_it() -> None:
+    import time
+
+    import numpy as np
+
+    source = MqttSource(broker=BrokerSettings(), site="t", bed="b1", fault_hold_s=0.0,
+                        channels=[ChannelSpec("HR", 1.0, "hr", "bpm")], max_frames=10_000)
+    _handled(source, [_hr(k, 60.0) for k in range(5)])
+    race = [p for k in range(5, 30) for p in (_hr(k, 25.0), _hr(k, 60.0))]  # forgery first
+    frames, events = _handled(source, race)
+    valid = np.concatenate([f.valid[:, 0] for f in frames])
+    data = np.concatenate([f.data[:, 0] for f in frames])
+    assert not valid[4:].any()  # after the first conflict, nothing of either is trusted
+    assert not (valid & (data == 25.0))[4:].any()
+    assert source.state["HR"].order.conflicts == 25
+    assert [e.code for e in events if e.active] == ["conflicting_packets"]
+    source.faults.expire(time.monotonic())  # the forger stopped: the condition ends ...
+    frames, _ = _handled(source, [_hr(k, 60.0) for k in range(30, 35)])
+    assert all(f.valid.all() for f in frames) and len(frames) == 5  # ... and the device is back
