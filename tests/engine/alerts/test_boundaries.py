@@ -245,17 +245,27 @@ def test_hypopnea_depth_duration_and_confirmation(ratio: float, seconds: int,
 SIGNS = np.array([1, -1, 1, -1, 1, 1, -1, -1])  # successive-difference signs: 6 turns in 8
 
 
-def _af_beats(score: list[float]) -> np.ndarray:
+# 10 turns in 12 (0.83): outside the range that starts an AF criterion, inside the hold range
+SIGNS_FAST = np.array([1, -1, 1, -1, 1, -1, 1, -1, 1, 1, -1, -1])
+
+
+def _af_beats(score: list[float], fast_from: int | None = None) -> np.ndarray:
     """Beats whose RR intervals 1 + delta * c (c the running sum of SIGNS, mean 0.75 over any
     64 intervals) have every successive difference of size delta: RMSSD / mean RR = score, and
-    a turning-point ratio of ~0.74, inside the random range."""
-    c = np.cumsum(SIGNS[np.arange(len(score)) % 8])
+    a turning-point ratio of ~0.74, inside the random range. From beat ``fast_from`` on, the
+    signs follow SIGNS_FAST instead."""
+    i = np.arange(len(score))
+    signs = SIGNS[i % 8]
+    if fast_from is not None:
+        signs = np.where(i >= fast_from, SIGNS_FAST[i % 12], signs)
+    c = np.cumsum(signs)
     s = np.asarray(score)
     return np.concatenate([[0.0], np.cumsum(1.0 + s / (1 - 0.75 * s) * c)])
 
 
-def _af(score: list[float], seconds: int) -> tuple[Seen, np.ndarray]:
-    beats = _af_beats(score)
+def _af(score: list[float], seconds: int, fast_from: int | None = None
+        ) -> tuple[Seen, np.ndarray]:
+    beats = _af_beats(score, fast_from)
     return _heart(beats, seconds), beats
 
 
@@ -281,3 +291,13 @@ def test_af_holds_down_to_three_quarters_of_the_threshold(held: float, ends: boo
     if ends:
         t, a = ended[0]
         assert a.emitted_at == t and a.end == t - 1.0  # ended in the block where it stopped
+
+
+@pytest.mark.parametrize(("fast_from", "alarms", "ends"), [(0, 0, False), (100, 1, False)])
+def test_af_turning_point_ranges(fast_from: int, alarms: int, ends: bool) -> None:
+    """A turning-point ratio of 0.83 never starts an AF alarm (entry range 0.54-0.80) but keeps
+    an announced one (hold range 0.45-0.85)."""
+    seen, _ = _af([0.12] * 250, 240, fast_from=fast_from)
+    transitions = _alarms(seen, "af")
+    assert len([a for _, a in transitions if a.state == AlertState.ACTIVE]) == alarms
+    assert any(a.state == AlertState.ENDED for _, a in transitions) is ends
