@@ -3,14 +3,17 @@
 A flood of packets that loses half of them in a queue makes thousands of small gaps; a second
 publisher on a channel makes a conflict per packet. Announced one by one, each would be its own
 alarm. ``HeldFaultsState`` keeps one condition per (code, channels): the first occurrence is its
-onset; later ones extend it; it ends ``hold_s`` (monotonic seconds) after the last occurrence, at
-that occurrence's end on the sample timeline, with the count in the message.
+onset; later ones extend it; it ends once ``hold_s`` passed after the last occurrence, in wall
+time (monotonic seconds) or in the channels' data time (what a replay faster than real time
+reaches first), at that occurrence's end on the sample timeline, with the count in the message.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+Progress = Callable[[tuple[str, ...]], float | None]  # data time the channels have reached
 
 Emit = Callable[[str, tuple[str, ...], float, bool, str], None]  # code, channels, t, active, msg
 
@@ -47,10 +50,14 @@ class HeldFaultsState:
         held.count += 1
         held.amount += amount
 
-    def expire(self, now: float, *, force: bool = False) -> None:
-        """End the conditions quiet for ``hold_s`` (every one with ``force``)."""
+    def expire(self, now: float, *, force: bool = False, progress: Progress | None = None
+               ) -> None:
+        """End the conditions quiet for ``hold_s`` of wall time or of the data time that
+        ``progress`` says their channels reached (every one with ``force``)."""
         for key, held in list(self.active.items()):
-            if force or now - held.last_seen >= self.hold_s:
+            reached = progress(key[1]) if progress is not None else None
+            if (force or now - held.last_seen >= self.hold_s
+                    or (reached is not None and reached - held.end_t >= self.hold_s)):
                 del self.active[key]
                 more = f"; {held.count} occurrences" if held.count > 1 else ""
                 amount = f", {held.amount} in all" if held.amount and held.count > 1 else ""

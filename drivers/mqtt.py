@@ -1,24 +1,21 @@
 """MQTT v5 source (one bed), on aiomqtt (the sink is ``drivers.mqtt_sink``).
 
 Source: subscribes to ``sleepstream/v1/<site>/<bed>/data/+``; each topic is one declared channel
-carrying msgpack packets (``drivers.codecs``). Every payload is validated; a rejected one is counted
-by reason, logged at most once per reason and channel a minute, and dropped; nothing else notices.
-Packets are put in order per channel (``drivers.sequence``): gaps become invalid samples, duplicates
-are dropped and counted, reordering inside a small window is undone. When the broker goes away the
-source reconnects with capped jittered backoff and keeps every channel's state, so the samples the
-outage swallowed come back as one accounted gap.
+carrying msgpack packets (``drivers.codecs``). A rejected payload is counted by reason, logged
+at most once per reason a minute whatever its topic, and dropped. Packets are put in order per
+channel (``drivers.sequence``): gaps become invalid samples, duplicates are dropped and counted,
+reordering inside a small window is undone. Reconnects (capped jittered backoff) keep every
+channel's state, so the samples an outage swallowed come back as one accounted gap.
 
-Queues: aiomqtt's incoming queue holds at most ``max_queued_messages`` (beyond that aiomqtt
-discards with a warning, and the samples lost come back here as an accounted ``packet_loss`` gap);
-the frames wait in a bounded outbox (``drivers.outbox``: newest frame dropped and counted).
+Queues: aiomqtt's incoming queue holds at most ``max_queued_messages`` (beyond, aiomqtt discards:
+the samples lost come back here as an accounted ``packet_loss`` gap); frames wait in a bounded
+outbox (``drivers.outbox``: newest frame dropped and counted).
 
 Timestamps: sample ``seq`` of a channel lies at ``base + seq / fs`` on the engine clock, ``base``
-fixed by the device clock (``t0``) and the arrival of the bed's first packet. The device clock is
-watched: a ``t0`` that disagrees with the sample count by more than ``jump_s`` is a clock jump,
-reported and re-anchored, never followed into the timeline.
+fixed by the device clock (``t0``) and the arrival of the bed's first packet. A ``t0`` that
+disagrees with the sample count by more than ``jump_s`` is a clock jump, reported and re-anchored.
 
-Source events (``SourceEvent.code``), all stamped on the sample timeline (the time of the first
-sample concerned, so they line up with the data at any replay speed):
+Source events (``SourceEvent.code``), stamped on the sample timeline (the first sample concerned):
 ``stream_lost`` (no packet on a channel for ``lost_after_s``; ends at the next packet),
 ``broker_lost`` (connection down; ends on resubscribe), ``sensor_off`` (device-flagged NaN
 samples), and the repeatable faults ``packet_loss`` (released gaps), ``duplicate_packets``,
@@ -57,10 +54,11 @@ from sleepstream.drivers.mqtt_common import (
 from sleepstream.drivers.outbox import Outbox
 from sleepstream.drivers.runs import sensor_off_events
 from sleepstream.drivers.sequence import Segment, SequenceState
+from sleepstream.engine.channel_map import modality_of
 from sleepstream.engine.clock import EngineClock, MonotonicClock
 from sleepstream.engine.errors import PayloadError
 from sleepstream.engine.protocols import ChannelsAnnounced, SourceEvent
-from sleepstream.engine.types import ChannelSpec, Frame
+from sleepstream.engine.types import MODALITIES, ChannelSpec, Frame
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +233,14 @@ class MqttSource:
                     t = ch.t_of(ch.order.next_seq or 0)
                     msg = f"no data on {ch.spec.name} for {self.lost_after_s:g} s"
                     self._event("stream_lost", (ch.spec.name,), t, True, msg)
-            self.faults.expire(now)
+            self.faults.expire(now, progress=self._data_time)
+
+    def _data_time(self, channels: tuple[str, ...]) -> float | None:
+        """The sample time the channels have been released up to (the earliest of them)."""
+        started = [self.state[c] for c in channels if c in self.state]
+        if not started or any(c.base is None or c.order.next_seq is None for c in started):
+            return None
+        return min(c.t_of(c.order.next_seq or 0) for c in started)
 
     # -- one message --------------------------------------------------------------------------
 
@@ -319,8 +324,7 @@ class MqttSource:
         self._release(ch, released)
 
     def _sequence_notice(self, ch: ChannelState, p: Packet, what: str) -> None:
-        """A ``sequence_jump`` occurrence: one condition (and one log line) while they repeat;
-        all are counted."""
+        """A ``sequence_jump``: one condition (and one log line) while they repeat."""
         self.stats.sequence_jumps += 1
         t = ch.t_of(ch.order.next_seq or 0) if ch.base is not None else self.clock.now()
         msg = f"{ch.spec.name}: packet seq {p.seq} {what} (expected seq {ch.order.next_seq})"
@@ -366,14 +370,9 @@ class MqttSource:
 
 
 def channel_from_table(item: Any, rules: Sequence[Any]) -> ChannelSpec:
-    """A declared channel: ``{name = "SpO2", fs = 1.0, unit = "%"}`` (modality from the rules,
-    or ``modality = "spo2"``)."""
-    from sleepstream.engine.channel_map import modality_of
-
+    """``{name = "SpO2", fs = 1.0, unit = "%"}`` (modality from the rules or ``modality``)."""
     if not isinstance(item, dict) or not isinstance(item.get("name"), str):
         raise ValueError(f"an MQTT channel needs a table with name and fs, got {item!r}")
-    from sleepstream.engine.types import MODALITIES
-
     rule = modality_of(item["name"], rules)
     modality = item.get("modality", rule.modality if rule else None)
     if modality == "none":
@@ -397,4 +396,5 @@ def source_from_config(opts: Any, *, bed: Any, config: Any,
         lost_after_s=float(opts.get("lost_after_s", opts.get("timeout_s", 3.0))),
         reorder_packets=int(opts.get("reorder_packets", 8)),
         reorder_wait_s=float(opts.get("reorder_wait_s", 1.0)),
+        fault_hold_s=float(opts.get("fault_hold_s", 5.0)),
     )
