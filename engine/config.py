@@ -74,7 +74,7 @@ SOURCE_KEYS: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
     "mqtt": {
         "channels": (list, False), "timeout_s": ((int, float), False),
         "lost_after_s": ((int, float), False), "reorder_packets": (int, False),
-        "reorder_wait_s": ((int, float), False),
+        "reorder_wait_s": ((int, float), False), "fault_hold_s": ((int, float), False),
     },
 }
 SINK_KEYS: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
@@ -93,6 +93,7 @@ SOURCE_RANGES: dict[str, tuple[float, bool, float]] = {
     "speed": (0.0, False, 1e6), "chunk_s": (0.0, False, 600.0),
     "timeout_s": (0.0, True, 3600.0), "lost_after_s": (0.0, False, 3600.0),
     "reorder_packets": (1.0, True, 1024.0), "reorder_wait_s": (0.0, False, 60.0),
+    "fault_hold_s": (0.0, True, 600.0),
 }
 
 
