@@ -24,6 +24,7 @@ import edfio
 
 from sleepstream.engine.errors import SinkError
 from sleepstream.engine.protocols import Event
+from sleepstream.engine.sinks import SinkFailure
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +109,9 @@ def _header(
     return None, edfio.Recording(startdate=start.date()), start.time().replace(microsecond=0)
 
 
-class EdfAnnotationSink:
-    """Keeps the events of a run and writes them as EDF+ annotations when the run ends.
+class EdfAnnotationSink(SinkFailure):
+    """Keeps the events of a run and writes them as EDF+ annotations when the run ends; a write
+    that fails raises ``SinkError`` and is reported (``SinkFailure``).
 
     Without ``start`` or ``like``, the start is the one the run's first ``status`` event gives
     (the live engine's wall-clock origin)."""
@@ -132,8 +134,11 @@ class EdfAnnotationSink:
                 log.warning("status start %r is not an ISO time", event["start"])
 
     async def aclose(self) -> None:
-        self.written = write_annotations(self.path, self.events, start=self.start,
-                                         like=self.like)
+        try:
+            self.written = write_annotations(self.path, self.events, start=self.start,
+                                             like=self.like)
+        except SinkError as exc:
+            raise self._fail(exc, "EDF+ annotations lost") from exc
         log.info("%d EDF+ annotations written to %s", self.written, self.path)
 
 

@@ -50,3 +50,16 @@ class ModelError(SleepstreamError):
 
 class BackendUnavailableError(ModelError):
     """An optional inference backend is not installed; the message names the package to install."""
+
+
+def known_failure(text: str) -> bool:
+    """Whether a failure recorded as ``"<ErrorType>: message"`` is one of this tree's errors
+    (what a device, a file or the configuration did: exit status 2) rather than a bug."""
+    name = text.split(":", 1)[0].strip()
+    todo: list[type[SleepstreamError]] = [SleepstreamError]
+    while todo:
+        cls = todo.pop()
+        if cls.__name__ == name:
+            return True
+        todo.extend(cls.__subclasses__())
+    return False

@@ -76,9 +76,28 @@ def worth_showing(event: Event) -> bool:
     return True
 
 
-class JsonlSink:
-    """Appends one JSON object per line, flushed line by line; the file is opened on the first
-    event. A write that fails raises ``SinkError``."""
+class SinkFailure:
+    """How a file sink reports that it cannot write: ``failed`` holds the first error (the run
+    exits non-zero when a sink has one), and ``on_failure`` (set by the composition root) hears
+    it once, to raise a technical alarm. Every failed write still raises ``SinkError``, so the
+    engine counts it."""
+
+    failed: str | None = None
+    on_failure: Callable[[str], None] | None = None
+
+    def _fail(self, exc: OSError | SinkError, what: str) -> SinkError:
+        error = SinkError(f"{what}: {exc}")
+        if self.failed is None:
+            self.failed = str(error)
+            if self.on_failure is not None:
+                self.on_failure(self.failed)
+        return error
+
+
+class JsonlSink(SinkFailure):
+    """Appends one JSON object per line, each line on disk as soon as it is written (the file is
+    line-buffered, so a live run's file can be followed and survives a kill); the file is opened
+    on the first event. A write that fails raises ``SinkError`` (see ``SinkFailure``)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -89,20 +108,21 @@ class JsonlSink:
         try:
             if self._fh is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                # line-buffered: every event is on disk as soon as it is written, so a live
-                # run's file can be followed (tail -f) and survives a kill
                 self._fh = self.path.open("w", encoding="utf-8", buffering=1)
             self._fh.write(json.dumps(event, separators=(",", ":")) + "\n")
         except OSError as exc:
-            raise SinkError(f"cannot write events to {self.path}: {exc}") from exc
+            raise self._fail(exc, f"cannot write events to {self.path}") from exc
         self.written += 1
         if self.written % 256 == 0:
             await asyncio.sleep(0)
 
     async def aclose(self) -> None:
         if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+            fh, self._fh = self._fh, None
+            try:
+                fh.close()
+            except OSError as exc:
+                raise self._fail(exc, f"cannot write events to {self.path}") from exc
 
 
 class ConsoleSink:

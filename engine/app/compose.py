@@ -6,12 +6,15 @@ Nothing below this module reads configuration; everything receives what it needs
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sleepstream.engine.alerts.condition import new_condition, raise_condition
+from sleepstream.engine.alerts.config import RuleConfig
 from sleepstream.engine.alerts.engine import AlertEngine
 from sleepstream.engine.bed import BedState
 from sleepstream.engine.channel_map import ChannelRule
@@ -22,9 +25,9 @@ from sleepstream.engine.inference.model_files import DEFAULT_MODEL_DIR, describe
 from sleepstream.engine.inference.staging import live_processor_factory, processor_factory
 from sleepstream.engine.pipeline import BedRuntime, Engine, EngineSettings
 from sleepstream.engine.protocols import BlockProcessor, Driver, Event, Sink
-from sleepstream.engine.sinks import ConsoleSink, JsonlSink
+from sleepstream.engine.sinks import ConsoleSink, JsonlSink, SinkFailure
 from sleepstream.engine.trends import TrendProcessor
-from sleepstream.engine.types import Command
+from sleepstream.engine.types import AlertKind, Command, Priority
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +171,34 @@ def build_engine(
                     commands=[*(_command_sources(config, clock) if live else ()),
                               *extra_commands],
                     resources=[model.shared] if model.shared is not None else ())
+    for i, sink in enumerate(sinks[: len(config.sinks)]):
+        if isinstance(sink, SinkFailure):
+            sink.on_failure = functools.partial(_sink_failed, engine, f"sinks[{i}]")
     return engine, beds, model
+
+
+def _sink_failed(engine: Engine, where: str, error: str) -> None:
+    """A configured sink cannot write: one technical alarm per bed, to every sink."""
+    for bed in engine.beds:
+        name = bed.state.bed
+        cond = new_condition(name, "sink_failed", RuleConfig(0.0, 0.0, Priority.MEDIUM),
+                             message=f"{where} ({error}): its events are lost; fix it and "
+                             "restart", kind=AlertKind.TECHNICAL)
+        for alert in raise_condition(cond, engine.clock.now(), alert_id=f"{name}/sink_failed/"
+                                     f"{where}"):
+            engine.bus.publish_nowait(alert.to_event())
+
+
+def sink_failures(engine: Engine) -> list[str]:
+    """What each sink that could not write said first (the run then exits non-zero)."""
+    out = []
+    for ch in engine.bus.channels:
+        failed = ch.sink.failed if isinstance(ch.sink, SinkFailure) else None
+        if failed is not None:
+            out.append(failed)
+        elif ch.failed:
+            out.append(f"{type(ch.sink).__name__}: {ch.failed} events failed")
+    return out
 
 
 def _progress(clock: EngineClock, then: Callable[[BedRuntime, float], None] | None

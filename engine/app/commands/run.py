@@ -1,8 +1,11 @@
 """``sleepstream run --config engine.toml``: the engine on live sources with every sink.
 
-Runs until SIGINT/SIGTERM (or ``--seconds``), then stops cleanly: sources are closed, sinks are
-flushed and closed (the MQTT sink publishes its ``offline`` status), and a summary per bed is
-printed (samples in, gaps filled, frames dropped, technical alarms).
+Runs until SIGINT/SIGTERM (or ``--seconds``), or until every bed has stopped, then stops
+cleanly: sources are closed, sinks are flushed and closed (the MQTT sink publishes its
+``offline`` status), and a summary per bed is printed (samples in, gaps filled, frames dropped,
+technical alarms). Exit status: 0; 2 when a bed stopped because of what its device, file or the
+configuration did (the broker refused the credentials, a file is unreadable: one line each on
+stderr); 1 when a bed failed by a bug or a sink could not write (a technical alarm was raised).
 
 With ``[store] path`` every event is kept in SQLite and each bed's night so far is read back at
 start; ``--http HOST:PORT`` (or ``[http] listen``) serves the web view, ``/metrics``, ``/healthz``
@@ -21,9 +24,10 @@ from pathlib import Path
 from typing import TextIO
 
 from sleepstream.engine.app import monitor
-from sleepstream.engine.app.compose import build_engine
+from sleepstream.engine.app.compose import build_engine, sink_failures
 from sleepstream.engine.clock import MonotonicClock
 from sleepstream.engine.config import Config, load_config
+from sleepstream.engine.errors import known_failure
 from sleepstream.engine.pipeline import BedRuntime
 from sleepstream.engine.sinks import TallySink
 
@@ -43,7 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 async def run(config_path: Path, seconds: float | None, *, http: str | None = None,
-              token: str | None = None, store: str | None = None) -> list[BedRuntime]:
+              token: str | None = None, store: str | None = None
+              ) -> tuple[list[BedRuntime], list[str]]:
+    """Run until stopped; the beds as they ended and what each sink that failed said."""
     config = with_overrides(load_config(config_path), http=http, token=token, store=store)
     tally = TallySink()
     clock = MonotonicClock()
@@ -51,13 +57,13 @@ async def run(config_path: Path, seconds: float | None, *, http: str | None = No
     engine, beds, model = build_engine(config, live=True, extra_sinks=[tally, *parts.sinks],
                                        clock=clock, extra_commands=parts.command_sources)
     monitor.attach(parts, engine, model.shared)
-    print(f"sleepstream run: {len(beds)} bed(s), {len(config.sinks)} sink(s); "
-          f"{model.description}", file=sys.stderr)
     task = asyncio.create_task(engine.run(), name="engine")
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, task.cancel)
+    print(f"sleepstream run: {len(beds)} bed(s), {len(config.sinks)} sink(s); "  # stoppable now
+          f"{model.description}", file=sys.stderr)
     async with monitor.serving(parts, engine, beds, task) as url:
         if url is not None:
             print(f"web view on {url}/" + (" (bearer token required)" if parts.token else ""),
@@ -70,7 +76,7 @@ async def run(config_path: Path, seconds: float | None, *, http: str | None = No
             with contextlib.suppress(asyncio.CancelledError):
                 await task
     print_summary(beds, tally, sys.stdout)
-    return beds
+    return beds, sink_failures(engine)
 
 
 def with_overrides(config: Config, *, http: str | None, token: str | None,
@@ -109,6 +115,18 @@ def main(args: argparse.Namespace) -> int:
         config = with_overrides(load_config(args.config), http=args.http,
                                 token=args.http_token, store=args.store)
         return asyncio.run(run_cluster(config, address, args.seconds))
-    beds = asyncio.run(run(args.config, args.seconds, http=args.http, token=args.http_token,
-                           store=args.store))
-    return 1 if any(b.failed for b in beds) else 0
+    beds, sinks_failed = asyncio.run(run(args.config, args.seconds, http=args.http,
+                                         token=args.http_token, store=args.store))
+    return exit_status(beds, sinks_failed, sys.stderr)
+
+
+def exit_status(beds: list[BedRuntime], sinks_failed: list[str], err: TextIO) -> int:
+    """The run's exit status; what went wrong, one line each (the same line once)."""
+    lines = [f"bed {b.state.bed}: {b.failed}" for b in beds if b.failed]
+    lines += [f"sink failed: {text}" for text in sinks_failed]
+    for line in dict.fromkeys(lines):
+        err.write(f"sleepstream run: {line}\n")
+    failed = [b.failed for b in beds if b.failed]
+    if failed and all(known_failure(f) for f in failed):
+        return 2
+    return 1 if lines else 0
