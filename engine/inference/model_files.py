@@ -31,7 +31,7 @@ SERVING_FILE = "step_serving.onnx"
 RUNTIME_VERSION = 1
 SHIPPED_MODEL = "sleepstream-v2"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "checkpoints" / SHIPPED_MODEL
-SHIPPED_MODEL_SHA256 = "4af480e30114a761be93e975bd14efc5164a494e43f75e3b53ac608992aebaba"
+SHIPPED_MODEL_SHA256 = "f8f323b1bac7bc0d273178b7c92c3367e5d2b242f90f084a89919463d2b8c496"
 MANIFESTS = (RUNTIME_MANIFEST, "spectral.json", SERVING_MANIFEST)  # what model_sha256 covers
 
 

@@ -112,3 +112,20 @@ def test_stage_events_name_the_classes_of_the_validity_table(with_eeg: bool) -> 
             assert proc.spectral.classes_for("tokens") == "none"
             assert ev["stage"] is None and ev["classes"] == [] and ev["confidence"] == 0.0
             assert ev["probs"] == {}  # an abstaining stage carries no probabilities
+
+
+def test_validity_table_names_classes_and_calibration_per_modality_subset() -> None:
+    """Every subset of the shipped table names the class set it claims, the modalities it
+    covers and the path; the EEG subsets carry their held-out figures, better than the
+    majority class, and an expected calibration error <= 0.05 for one and two channels."""
+    model = load_spectral_model(DEFAULT_MODEL_DIR)
+    assert set(model.validity) == {"eeg", "eeg_below_100hz", "tokens"}
+    for subset, entry in model.validity.items():
+        assert entry["classes"] in (*CLASS_SETS, "none")
+        assert entry["modalities"] and entry["path"] and entry["source"]
+        if subset == "tokens":
+            continue
+        assert entry["classes"] != "none"
+        assert entry["accuracy"] > entry["majority_accuracy"] and entry["kappa"] > 0.2
+        assert 0 <= entry["ece"] <= 0.05 and 0 <= entry["ece_two_channels"] <= 0.05
+        assert "Fpz-Cz" in entry["montages"]
