@@ -65,16 +65,20 @@ def test_half_of_twenty_thousand_packets_lost_is_one_packet_loss_alarm() -> None
     assert f"{order.gaps} occurrences" in end.message
 
 
-def _blast(port: int, payloads: list[bytes], topic: str) -> None:
-    """Publish as fast as paho can (QoS 0), from a thread, then return."""
+def _blast(port: int, payloads: list[bytes], topic: str) -> float:
+    """Publish as fast as paho can (QoS 0), from a thread; the seconds it took."""
+    import time
+
     client = paho.Client(paho.CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
     client.max_queued_messages_set(0)
     client.connect("127.0.0.1", port)
     client.loop_start()
+    start = time.monotonic()
     try:
         for payload in payloads:
             client.publish(topic, payload, qos=0)
         client.publish(topic + "-end", b"", qos=1).wait_for_publish(30)  # all before it sent
+        return time.monotonic() - start
     finally:
         client.disconnect()
         client.loop_stop()
@@ -102,7 +106,7 @@ async def test_a_flood_of_fifty_thousand_packets_is_counted_and_alarmed_once(
     with caplog.at_level(logging.WARNING, logger="sleepstream.drivers.mqtt_client"):
         async with source:
             await asyncio.wait_for(source.connected.wait(), 5)
-            await asyncio.to_thread(_blast, mosquitto.port, _payloads(flood), topic)
+            blast_s = await asyncio.to_thread(_blast, mosquitto.port, _payloads(flood), topic)
             async with asyncio.timeout(120), asyncio.TaskGroup() as tg:
                 tg.create_task(device_goes_on())
                 async for item in source.frames():
@@ -124,3 +128,7 @@ async def test_a_flood_of_fifty_thousand_packets_is_counted_and_alarmed_once(
     assert set(onsets) <= {"packet_loss"}
     discards = [r for r in caplog.records if "queue is full" in r.getMessage()]
     assert len(discards) <= 1  # not one line per discarded message
+    print(f"flood: {flood} packets in {blast_s:.2f} s, {source.stats.accepted} accepted, "
+          f"{order.gaps} gaps, "
+          f"{order.gap_samples} samples lost and counted, {onsets.get('packet_loss', 0)} "
+          f"packet_loss condition(s), {len(discards)} queue-full log line(s)")

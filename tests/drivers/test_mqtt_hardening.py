@@ -83,16 +83,17 @@ async def test_broker_lost_ends_after_its_onset(private_mosquitto: Mosquitto) ->
     async with source:
         await asyncio.wait_for(source.connected.wait(), 5)
         private_mosquitto.stop()
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(8.0)  # the outage of the issue: 8 s
         private_mosquitto.start()
         events = []
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(20):
             async for item in source.frames():
                 events.append(item)
                 if len([e for e in events if getattr(e, "code", "") == "broker_lost"]) == 2:
                     break
     onset, end = [e for e in events if getattr(e, "code", "") == "broker_lost"]
-    assert onset.active and not end.active and end.t - onset.t >= 0.9
+    assert onset.active and not end.active and end.t - onset.t >= 7.9
+    print(f"broker_lost: onset {onset.t:.3f}, end {end.t:.3f}, {end.t - onset.t:.3f} s")
 
 
 def _secured_broker(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
