@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 import uuid
 from collections import Counter
@@ -50,6 +49,7 @@ from sleepstream.drivers.mqtt_common import (
     check_segment,
     data_topic,
     keep_connected,
+    untrusted_log,
 )
 from sleepstream.drivers.outbox import Outbox
 from sleepstream.drivers.runs import sensor_off_events
@@ -59,8 +59,6 @@ from sleepstream.engine.clock import EngineClock, MonotonicClock
 from sleepstream.engine.errors import PayloadError
 from sleepstream.engine.protocols import ChannelsAnnounced, SourceEvent
 from sleepstream.engine.types import MODALITIES, ChannelSpec, Frame
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -140,7 +138,6 @@ class MqttSource:
         self._max_queued = max_queued_messages
         self._outbox = Outbox(max_frames=max_frames)
         self._stack: contextlib.AsyncExitStack | None = None
-        self._logged: dict[str, tuple[float, int]] = {}  # reason -> (last line, lines held back)
         self._down_since: tuple[float, float] | None = None  # (event t, monotonic) of the outage
         self.faults = HeldFaultsState(self._event, hold_s=fault_hold_s)
         self.connected = asyncio.Event()
@@ -261,7 +258,7 @@ class MqttSource:
             self._reject(exc.reason, topic, str(exc))
             return
         except Exception as exc:  # a bug must not take the bed down: count it loudly
-            log.exception("bed %s: unexpected error decoding a payload", self.bed)
+            untrusted_log.exception("bed %s: unexpected error decoding a payload", self.bed)
             self._reject("internal", topic, repr(exc))
             return
         self.stats.accepted += 1
@@ -269,17 +266,10 @@ class MqttSource:
 
     def _reject(self, reason: str, topic: str, message: str) -> None:
         self.stats.rejected[reason] += 1
-        # one line per reason a minute whatever the topic: 10,000 distinct bad topics are one
-        # line, not 10,000 (the reasons are a fixed set, so this stays small)
-        now = time.monotonic()
-        last, quiet = self._logged.get(reason, (-1e9, 0))
-        if now - last > 60.0:
-            self._logged[reason] = (now, 0)
-            more = f" (and {quiet} more since the last line)" if quiet else ""
-            log.warning("bed %s: rejected payload on %s (%s): %s%s", self.bed, topic[:200],
-                        reason, message, more)
-        else:
-            self._logged[reason] = (last, quiet + 1)
+        # one line per reason a minute in the whole process, whatever the bed or topic (the
+        # reasons are a fixed set): 10,000 distinct bad topics are one line, not 10,000
+        untrusted_log.warning(f"rejected payload ({reason}): bed %s, topic %s: %s", self.bed,
+                              topic[:200], message)
 
     def _accept(self, ch: ChannelState, p: Packet) -> None:
         now = time.monotonic()
@@ -329,7 +319,7 @@ class MqttSource:
         t = ch.t_of(ch.order.next_seq or 0) if ch.base is not None else self.clock.now()
         msg = f"{ch.spec.name}: packet seq {p.seq} {what} (expected seq {ch.order.next_seq})"
         if ("sequence_jump", (ch.spec.name,)) not in self.faults.active:
-            log.warning("bed %s: %s", self.bed, msg)
+            untrusted_log.warning("sequence jump: bed %s: %s", self.bed, msg)
         self.faults.hit("sequence_jump", (ch.spec.name,), t, t, time.monotonic(), msg, amount=1)
 
     def _release(self, ch: ChannelState, segments: list[Segment]) -> None:

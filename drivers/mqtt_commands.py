@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -24,12 +23,11 @@ from sleepstream.drivers.mqtt_common import (
     bed_topic,
     check_segment,
     keep_connected,
+    untrusted_log,
 )
 from sleepstream.engine.clock import EngineClock, MonotonicClock
 from sleepstream.engine.errors import PayloadError, SourceError
 from sleepstream.engine.types import Command
-
-log = logging.getLogger(__name__)
 
 MAX_PAYLOAD = 1024
 ACK_LEAF = "ack"
@@ -99,7 +97,7 @@ class MqttCommandSource:
             cmd = decode_ack(topic, payload, self.clock.now())
         except PayloadError as exc:
             self.rejected[exc.reason] += 1
-            log.warning("ack rejected (%s): %s", exc.reason, exc)
+            untrusted_log.warning(f"ack rejected ({exc.reason}): %s", exc)
             return None
         self.accepted += 1
         return cmd

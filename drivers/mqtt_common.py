@@ -9,7 +9,8 @@ aiomqtt and paho log through ``sleepstream.drivers.mqtt_client``, rate-limited g
 writes one warning per incoming message its full queue discards, so a flood of 50,000 packets
 would write tens of thousands of lines. Each distinct line template is written at most once a
 minute with the count held back since (``ClientLogLimiter``); the samples lost are accounted by
-the source as ``packet_loss``.
+the source as ``packet_loss``. Lines about untrusted input go through ``untrusted_log``, limited
+the same way for the whole process.
 """
 
 from __future__ import annotations
@@ -57,9 +58,20 @@ class ClientLogLimiter(logging.Filter):
         return True
 
 
+    def reset(self) -> None:
+        """Forget what was written (a fresh minute for every template)."""
+        self._last.clear()
+
+
 client_log = logging.getLogger("sleepstream.drivers.mqtt_client")
 client_log_limiter = ClientLogLimiter()
 client_log.addFilter(client_log_limiter)
+# Lines about what devices and clients sent (rejected payloads, sequence jumps, refused acks):
+# untrusted input, so one line per template a minute for the whole process, whatever the bed or
+# topic. Templates carry only fixed reasons; the counts are in each client's stats.
+untrusted_log = logging.getLogger("sleepstream.drivers.untrusted")
+untrusted_log_limiter = ClientLogLimiter()
+untrusted_log.addFilter(untrusted_log_limiter)
 
 TOPIC_ROOT = "sleepstream/v1"
 _SEGMENT = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")

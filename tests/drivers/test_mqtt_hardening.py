@@ -65,14 +65,22 @@ async def test_refused_credentials_end_after_a_bounded_number_of_tries(tmp_path:
         proc.wait(5)
 
 
-def test_unknown_topics_are_logged_once_a_minute_in_all(caplog: pytest.LogCaptureFixture) -> None:
-    source = MqttSource(broker=BrokerSettings(), site="t", bed="b1",
-                        channels=[ChannelSpec("hr", 1.0, "hr", "bpm")])
-    with caplog.at_level(logging.WARNING, logger="sleepstream.drivers.mqtt"):
-        for i in range(10_000):
-            source.handle(f"sleepstream/v1/t/b1/data/x{i}", b"\x80")
-    assert source.stats.rejected["unknown_channel"] == 10_000
-    assert len(caplog.records) == 1
+def test_untrusted_input_is_logged_once_a_minute_in_all(caplog: pytest.LogCaptureFixture) -> None:
+    from sleepstream.drivers.mqtt_commands import MqttCommandSource
+    from sleepstream.drivers.mqtt_common import untrusted_log_limiter
+
+    untrusted_log_limiter.reset()
+    sources = [MqttSource(broker=BrokerSettings(), site="t", bed=f"b{b}",
+                          channels=[ChannelSpec("hr", 1.0, "hr", "bpm")]) for b in range(10)]
+    commands = MqttCommandSource(broker=BrokerSettings(), site="t")
+    with caplog.at_level(logging.WARNING, logger="sleepstream.drivers.untrusted"):
+        for i in range(10_000):  # 10,000 distinct unknown topics spread over 10 beds
+            source = sources[i % 10]
+            source.handle(f"sleepstream/v1/t/{source.bed}/data/x{i}", b"\x80")
+            commands._decode(f"sleepstream/v1/t/b{i % 10}/ack", b"not json")
+    assert sum(s.stats.rejected["unknown_channel"] for s in sources) == 10_000
+    assert sum(commands.rejected.values()) == 10_000
+    assert len(caplog.records) == 2  # one line per kind of rejection, not per topic or bed
 
 
 async def test_broker_lost_ends_after_its_onset(private_mosquitto: Mosquitto) -> None:
