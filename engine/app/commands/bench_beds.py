@@ -129,6 +129,8 @@ async def trial(backend: Any, files: ModelFiles, n: int, seconds: float,
         def done(i: int, due: float) -> Any:
             def cb(res: Any) -> None:
                 nonlocal left
+                if isinstance(res, BaseException):  # cancelled at the end of a late trial
+                    return
                 b = i % n
                 logit_sum[b] += res.stage_logits
                 p = np.exp(logit_sum[b] - logit_sum[b].max())  # the epoch's stage estimate
@@ -147,15 +149,22 @@ async def trial(backend: Any, files: ModelFiles, n: int, seconds: float,
                     await asyncio.sleep(wait)
                 sched.submit(names[b], codes[b, k % 4], presence[b, k % 4],
                              done(k * n + b, float(due[b] + k)))
-        async with asyncio.timeout(steps + 30.0):
-            await finished.wait()
+        try:  # a run that keeps up is done within 1 s of its last due step
+            async with asyncio.timeout(max(0.0, t0 + steps + 2.0 - loop.time())):
+                await finished.wait()
+        except TimeoutError:
+            pass
         st = sched.stats
+        ends = np.repeat(np.arange(steps), n) + np.tile(due, steps)  # (N*steps,) due times
+        unfinished = np.isnan(lat)
+        lat[unfinished] = loop.time() - ends[unfinished]  # still waiting: at least this long
     a = lat * 1e3
     return {
         "beds": n,
+        "unfinished": int(unfinished.sum()),
         "p50_ms": float(np.percentile(a, 50)),
         "p99_ms": float(np.percentile(a, 99)),
-        "ok": bool(np.percentile(a, 99) < 1000.0),
+        "ok": bool(np.percentile(a, 99) < 1000.0 and not unfinished.any()),
         "calls_per_s": st.calls / seconds,
         "mean_batch": st.steps / max(st.calls, 1),
         "contiguous_calls": st.contiguous_calls / max(st.calls, 1),

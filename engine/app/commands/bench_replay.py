@@ -13,7 +13,8 @@ alerts) and with it (plus staging). With ``--vs yasa`` each round also times YAS
 staging of the longest night's EEG/EOG/EMG. Printed, as medians: speed-up (x real time), cost
 per 1-s hop, the engine/baseline ratio, the longest/shortest cost-per-hop ratio (1.0 = linear
 growth), the model's share, and engine/YASA wall ratio (below 1 = the whole replay is faster
-than YASA's staging alone).
+than YASA's staging alone). CPU seconds (all threads) are printed beside the walls: on a shared,
+loaded machine the wall grows with the load, the CPU time much less.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from sleepstream.drivers.edf import EdfSource, Recording, read_recording
-from sleepstream.engine.app.commands.bench_yasa import stage_with_yasa
+from sleepstream.engine.app.commands.bench_yasa import stage_with_yasa, warm_up
 from sleepstream.engine.app.compose import build_engine, replay_config
 from sleepstream.engine.config import Config, ModelSection
 from sleepstream.engine.inference.staging import StagingProcessor
@@ -109,6 +110,7 @@ class StageTally:
 @dataclass(frozen=True, slots=True)
 class EngineRun:
     wall_s: float
+    cpu_s: float  # CPU time of the process (all threads) over the same span
     model: str
     steps: int  # token-transformer steps (seconds through the model)
     stages: int
@@ -125,14 +127,14 @@ def engine_run(rec: Recording, with_model: bool) -> EngineRun:
     tally = StageTally()
     engine, beds, model = build_engine(config, live=False, extra_sinks=[tally],
                                        drivers={"replay": [source]})
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     asyncio.run(engine.run())
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     if beds[0].failed:
         raise RuntimeError(f"bench night failed: {beds[0].failed}")
     steps = sum(p.steps_total for p in beds[0].state.processors
                 if isinstance(p, StagingProcessor))
-    return EngineRun(wall, model.description, steps, tally.stages,
+    return EngineRun(wall, cpu, model.description, steps, tally.stages,
                      dict(tally.by_path))
 
 
@@ -146,12 +148,14 @@ def _night_figures(rec: Recording, hours: float, repeat: int, with_model: bool) 
     """Medians over ``repeat`` alternating rounds of baseline, no-model and model runs."""
     base, bare, full = [], [], []
     runs: list[EngineRun] = []
+    cpu: list[float] = []
     for _ in range(repeat):
         base.append(_timed(lambda: asyncio.run(_baseline(rec))))
         bare.append(engine_run(rec, with_model=False).wall_s)
         if with_model:
             runs.append(engine_run(rec, with_model=True))
             full.append(runs[-1].wall_s)
+            cpu.append(runs[-1].cpu_s)
     key, hops = f"{hours:g}h", rec.duration
     med_base, med_bare = statistics.median(base), statistics.median(bare)
     fig: dict[str, Any] = {
@@ -167,6 +171,8 @@ def _night_figures(rec: Recording, hours: float, repeat: int, with_model: bool) 
             f"speedup_{key}": hops / med,
             f"us_per_hop_{key}": med / hops * 1e6,
             f"model_share_{key}": max(0.0, 1.0 - med_bare / med),
+            f"cpu_s_{key}": statistics.median(cpu),
+            f"speedup_cpu_{key}": hops / statistics.median(cpu),
             f"model_steps_{key}": last.steps,
             f"stages_{key}": last.stages,
             f"stages_by_path_{key}": last.by_path,
@@ -184,7 +190,8 @@ def _print_night(hours: float, fig: dict[str, Any]) -> None:
             f"({fig[f'us_per_hop_nomodel_{key}']:6.1f} us/hop)")
     if f"speedup_{key}" in fig:
         line += (f"  with model {fig[f'speedup_{key}']:7.0f}x ({fig[f'us_per_hop_{key}']:6.1f}"
-                 f" us/hop, {fig[f'model_steps_{key}']} steps, stages by path "
+                 f" us/hop, CPU {fig[f'cpu_s_{key}']:.2f} s, {fig[f'model_steps_{key}']} steps,"
+                 " stages by path "
                  f"{fig[f'stages_by_path_{key}']})")
     line += (f"  engine {fig[f'engine_s_{key}']:.3f} s vs baseline (read+frame) "
              f"{fig[f'baseline_s_{key}']:.3f} s")
@@ -192,11 +199,15 @@ def _print_night(hours: float, fig: dict[str, Any]) -> None:
 
 
 def _peer(rec: Recording, repeat: int, engine_s: float) -> dict[str, Any]:
+    warm_up(rec)
+    c0 = time.process_time()
     walls = [stage_with_yasa(rec).wall_s for _ in range(repeat)]
+    yasa_cpu = (time.process_time() - c0) / repeat
     yasa_s = statistics.median(walls)
     print(f"yasa: staged the {rec.duration / 3600:g} h night's EEG/EOG/EMG in {yasa_s:.3f} s "
           f"(median of {repeat}); sleepstream's whole replay / yasa = {engine_s / yasa_s:.2f}")
     return {"yasa_s": yasa_s, "yasa_runs_s": walls, "vs_yasa": engine_s / yasa_s,
+            "yasa_cpu_s_mean": yasa_cpu,
             "goal_vs_yasa": GOAL_VS_YASA}
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -41,8 +42,21 @@ def yasa_channels(rec: Recording) -> tuple[Signal, Signal | None, Signal | None]
     return eeg, _first(rec, "eog"), _first(rec, "emg")
 
 
+def warm_up(rec: Recording, seconds: float = 600.0) -> None:
+    """Stage the first ``seconds`` of ``rec`` once, untimed (imports, JIT compilation)."""
+    cut = [replace(s, data=s.data[: int(seconds * s.spec.fs)],
+                   valid=s.valid[: int(seconds * s.spec.fs)]) for s in rec.signals]
+    stage_with_yasa(replace(rec, duration=seconds, signals=tuple(cut)))
+
+
 def stage_with_yasa(rec: Recording) -> YasaRun:
     """Stage ``rec`` with YASA, timed."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its pickled classifier warns about sklearn versions
+        return _stage(rec)
+
+
+def _stage(rec: Recording) -> YasaRun:
     try:
         import mne
         import yasa
