@@ -7,7 +7,6 @@ raises one ``ConfigError`` listing them all, each saying what to fix.
 from __future__ import annotations
 
 import math
-import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -18,6 +17,12 @@ from typing import Any, TypeVar
 from sleepstream.engine.alerts.config import DEFAULT as DEFAULT_ALERTS
 from sleepstream.engine.alerts.config import AlertConfig, parse_alerts_table
 from sleepstream.engine.channel_map import ChannelRule
+from sleepstream.engine.config_checks import (
+    check_files,
+    check_recordings,
+    check_writable,
+    is_listen,
+)
 from sleepstream.engine.config_sections import (  # re-exported: the config's values
     BACKENDS as BACKENDS,
 )
@@ -85,6 +90,7 @@ SINK_KEYS: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
     "lsl": {"name": (str, False)},
 }
 DEJITTER_MODES = ("engine", "liblsl", "none")
+CLUSTER_ADDRESS = re.compile(r"^(local|auto|(ray://)?[A-Za-z0-9_.\-]+:\d{1,5})$")
 SEGMENT = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")  # one MQTT topic level (site, bed, channel)
 MAX_RING_S = 3600.0  # per-channel history cap: an hour at native rate
 MAX_FS = 100_000.0
@@ -146,12 +152,24 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
         problems.append(("mqtt", "keepalive_s and auth_tries must be >= 1"))
     if mqtt is not None and (mqtt.cert_file is None) != (mqtt.key_file is None):
         problems.append(("mqtt", "cert_file and key_file go together"))
+    check_files(mqtt, problems)
+    if http is not None and http.listen is not None and not is_listen(http.listen):
+        problems.append(("http.listen", f"{http.listen!r} is not HOST:PORT with a port 0 to "
+                         "65535 (e.g. 127.0.0.1:8080)"))
+    if cluster is not None and cluster.address is not None and not CLUSTER_ADDRESS.match(
+            cluster.address):
+        problems.append(("cluster.address", f"{cluster.address!r} is not 'local', 'auto', "
+                         "HOST:PORT or ray://HOST:PORT"))
+    if store is not None and store.path is not None:
+        file = Path(store.path)
+        base = path.parent if path is not None else Path.cwd()
+        check_writable(file if file.is_absolute() else base / file, "store.path", problems)
     beds = _list(raw.get("beds", []), "beds", _bed, problems)
     ids = [b.id for b in beds]
     for dup in sorted({i for i in ids if ids.count(i) > 1}):
         problems.append(("beds", f"bed id {dup!r} is used more than once; ids must be unique"))
     if path is not None:  # a file on disk: its recordings must be there too
-        _check_recordings(beds, path, problems)
+        check_recordings(beds, path, problems)
     sinks = _list(raw.get("sinks", []), "sinks", _sink, problems)
     alerts = _alerts(raw.get("alerts", {}), "alerts", DEFAULT_ALERTS, problems)
     raw_beds = raw.get("beds", [])
@@ -165,21 +183,6 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
     assert cluster is not None
     return Config(engine, model, mqtt, tuple(beds), tuple(sinks), alerts, path, store, http,
                   cluster)
-
-
-def _check_recordings(beds: list[BedConfig], path: Path | None, problems: Problems) -> None:
-    """Every EDF source names an existing file (relative paths: next to the config file)."""
-    base = path.parent if path is not None else Path.cwd()
-    for i, bed in enumerate(beds):
-        for j, src in enumerate(bed.sources):
-            if src.kind != "edf" or not isinstance(src.options.get("path"), str):
-                continue
-            file = Path(src.options["path"])
-            file = file if file.is_absolute() else base / file
-            if not file.is_file():
-                what = "is a directory" if file.is_dir() else "does not exist"
-                problems.append((f"beds[{i}].sources[{j}].path", f"{file} {what}; give an EDF "
-                                 "file (relative paths are read next to the config file)"))
 
 
 def _alerts(table: Any, where: str, base: AlertConfig, problems: Problems) -> AlertConfig:
@@ -320,22 +323,8 @@ def _sink(table: Any, where: str, problems: Problems) -> SinkConfig | None:
         return None
     opts = _options(table, SINK_KEYS[kind], where, problems)
     if kind in ("jsonl", "edf") and isinstance(opts.get("path"), str):
-        _check_writable(Path(opts["path"]), f"{where}.path", problems)
+        check_writable(Path(opts["path"]), f"{where}.path", problems)
     return SinkConfig(kind, opts)
-
-
-def _check_writable(path: Path, where: str, problems: Problems) -> None:
-    """A sink's file must be creatable: no folder, and the nearest existing folder above it (the
-    sink creates the missing ones) is a writable folder."""
-    folder = path.absolute().parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if path.is_dir():
-        problems.append((where, f"{path} is a directory; give a file name"))
-    elif not folder.is_dir():
-        problems.append((where, f"{folder} is not a folder; {path} cannot be created"))
-    elif not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        problems.append((where, f"{path} is not writable (check the folder's permissions)"))
 
 
 def _bed(table: Any, where: str, problems: Problems) -> BedConfig | None:

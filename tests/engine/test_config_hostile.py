@@ -59,6 +59,12 @@ CASES = [
     ({"source": 'kind = "lsl"\nname = "x"\ntimeout_s = inf'}, "timeout_s"),
     ({"sinks": '[[sinks]]\nkind = "jsonl"\npath = "{tmp}/a-file/events.jsonl"'}, "sinks[0].path"),
     ({"sinks": '[[sinks]]\nkind = "jsonl"\npath = "{tmp}"'}, "sinks[0].path"),
+    ({"mqtt": '[http]\nlisten = "localhost"'}, "http.listen"),
+    ({"mqtt": '[http]\nlisten = "127.0.0.1:70000"'}, "http.listen"),
+    ({"mqtt": '[mqtt]\ntls = true\nca_file = "{tmp}/absent-ca.pem"'}, "mqtt.ca_file"),
+    ({"mqtt": '[mqtt]\ncert_file = "{tmp}"\nkey_file = "{tmp}/k.pem"'}, "mqtt.cert_file"),
+    ({"mqtt": '[cluster]\naddress = "nonsense://x"'}, "cluster.address"),
+    ({"mqtt": '[store]\npath = "{tmp}"'}, "store.path"),
 ]
 
 
@@ -94,3 +100,22 @@ def test_check_config_reads_the_edf_headers_run_would_refuse(
     (tmp_path / "night.edf").write_bytes(b"0       " + b" " * 300)  # not an EDF header
     assert cli_main(["check-config", str(path)]) == 2
     assert "sources[0].path" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("section", "where"), [
+    ('[model]\ncheckpoint = "{tmp}/no-model"', "model.checkpoint"),  # run: ModelError
+    ('[[sinks]]\nkind = "jsonl"\npath = "/proc/events.jsonl"', "sinks[0].path"),
+    ('[[sinks]]\nkind = "edf"\npath = "/proc/night.edf"', "sinks[0].path"),
+    ('[store]\npath = "/proc/store.db"', "store.path"),  # even root cannot create files there
+])
+def test_check_config_opens_what_run_would_open(tmp_path: Path, section: str, where: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.drivers.test_edf import _write_edf
+
+    _write_edf(tmp_path / "night.edf", seconds=4)
+    path = tmp_path / "engine.toml"
+    path.write_text(section.replace("{tmp}", str(tmp_path)) + '\n[[beds]]\nid = "b1"\n'
+                    '[[beds.sources]]\nkind = "edf"\npath = "night.edf"\n'
+                    + ('' if section.startswith("[model]") else '[model]\ncheckpoint = "none"\n'))
+    assert cli_main(["check-config", str(path)]) == 2
+    assert f"  {where}: " in capsys.readouterr().out
