@@ -49,7 +49,7 @@ ARMS = ("real", "synthetic", "none", "synthetic+real")
 class PretrainRun:
     """Next-token pretraining settings (the key under which a pretrained arm is reused)."""
 
-    steps: int = 600
+    steps: int = 300
     batch: int = 8
     crop: int = 600
     lr: float = 1e-3

@@ -4,7 +4,9 @@ Pretrains the reference checkpoint's transformer configuration on every recordin
 ``--data`` that carries SpO2 or heart rate (labels unused), then fits the stage head on the
 frozen embeddings of the ``--stage-data`` nights with ``--folds`` record-wise folds (a subject's
 nights in one fold) and reports, on the same folds, each arm: real pretraining, the reference's
-synthetic-only pretraining, and none. Tokenized nights are cached under ``--cache``; pretrained
+synthetic-only pretraining, and none. The head's output biases are then shifted so that its
+predictions on the training folds come in the scored stage shares (figures before the shift are
+reported under ``before_share_matching``). Tokenized nights are cached under ``--cache``; pretrained
 arms are kept in ``--out`` and reused by a later run with the same settings. ``--save DIR`` also
 writes the real-pretrained transformer with a stage head fit on every stage night.
 """
@@ -40,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--exclude", default=None, help="comma list of record-name globs left out of pretraining"
     )
-    p.add_argument("--steps", type=int, default=600, help="pretraining steps")
+    p.add_argument("--steps", type=int, default=300, help="pretraining steps")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--crop", type=int, default=600, help="pretraining window in seconds")
     p.add_argument("--lr", type=float, default=1e-3)
