@@ -127,10 +127,13 @@ class RecordingInfo:
     dropped_annotations: int = 0
 
 
-def open_edf(path: str | Path) -> EdfFile:
-    """The checked file, open for reading spans (a truncated file is reported here, once)."""
+def open_edf(path: str | Path, *, report: bool = True) -> EdfFile:
+    """The checked file, open for reading spans; ``report``: log what is wrong with it (a
+    truncation, dropped annotations)."""
     edf = EdfFile(path)
     h = edf.header
+    if not report:
+        return edf
     if h.truncated:
         log.warning("%s: truncated: the header declares %d data records, the file holds %d; "
                     "replaying those", edf.path.name, h.declared_records, h.records)
@@ -241,7 +244,9 @@ class EdfSource:
         chunk_s: float = 1.0,
         rules: Sequence[ChannelRule] = (),
         recording: Recording | None = None,
+        info: RecordingInfo | None = None,
     ) -> None:
+        """``info``: what ``read_info`` already said of the file (not reported again)."""
         if speed is not None and not speed > 0:
             raise ValueError("speed must be > 0 (or None for as fast as possible)")
         if not chunk_s > 0:
@@ -255,6 +260,7 @@ class EdfSource:
             recording.path, recording.start, recording.duration,
             tuple(s.spec for s in recording.signals), recording.annotations,
             recording.discontinuous, recording.dropped_annotations)
+        self._reported = info is not None
         self._file: EdfFile | None = None
 
     @property
@@ -265,7 +271,7 @@ class EdfSource:
 
     async def __aenter__(self) -> EdfSource:
         if self.recording is None and self._file is None:
-            self._file = await asyncio.to_thread(open_edf, self.path)
+            self._file = await asyncio.to_thread(open_edf, self.path, report=not self._reported)
             self.info = describe(self._file, self._rules)
         return self
 

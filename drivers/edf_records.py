@@ -9,8 +9,9 @@ Every allocation is capped (on top of the header's caps): a scan reads at most `
 records at a time; at most ``MAX_ANNOTATIONS`` annotations are kept (the rest are dropped and
 counted); an EDF+D file has at most ``MAX_SEGMENTS`` runs of contiguous records, and the gaps
 between them add up to at most ``MAX_GAP_FILL_S`` (they are read as invalid samples, never
-allocated ahead). Record onsets that go back in time or overlap are refused (``RecordingError``):
-overlapping records would otherwise lose samples silently.
+allocated ahead); a read holds only the records its span covers (each at most
+``edf_header.MAX_RECORD_BYTES``). Record onsets that go back in time or overlap are refused
+(``RecordingError``): overlapping records would otherwise lose samples silently.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 
 SCAN_BYTES = 8 * 2**20
 MAX_ANNOTATIONS = 200_000
-MAX_SEGMENTS = 100_000
+MAX_SEGMENTS = 10_000  # the per-rate segment start tables stay under 41 MB (512 rates)
 MAX_GAP_FILL_S = 24 * 3600.0
 # One timestamped annotation list (TAL): +onset[\x15duration]\x14text[\x14text...]\x14\x00
 _TAL = re.compile(rb"([+-]\d+(?:\.?\d+)?)(?:\x15(\d+(?:\.?\d+)?))?\x14(.*?)\x14\x00", re.S)

@@ -52,7 +52,7 @@ def prepare_replay(
     config = replay_config(path, bed=bed, rules=rules, base=base, jsonl=jsonl)
     info = read_info(path, rules)
     source = EdfSource(path, speed=speed, chunk_s=1.0 if speed and speed < 100 else 30.0,
-                       rules=rules)
+                       rules=rules, info=info)
     hear = None if progress is None else progress(info)
     engine, beds, model = build_engine(config, live=False, extra_sinks=extra_sinks,
                                        drivers={bed: [source]}, on_progress=hear)

@@ -160,3 +160,20 @@ def test_fuzzed_headers_never_raise_anything_else(
                                                   rb"\x14[ -~\x14\x00]{0,20}\x14\x00\Z"))
 def test_fuzzed_annotation_bytes_never_raise_anything_else(tmp_path: Path, tal: bytes) -> None:
     _fuzz_one(tmp_path, [], tal, 0)
+
+
+def test_discontinuities_and_annotations_are_capped(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from sleepstream.drivers import edf_records
+
+    def gaps(raw: bytearray) -> None:
+        for k, onset in enumerate((0, 2, 4, 6)):
+            _tal(raw, k, f"+{onset}\x14\x14\x00".encode())
+    path = _hostile(tmp_path, gaps, discontinuous_after=0, gap_s=0)
+    assert read_recording(path).duration == 7.0
+    monkeypatch.setattr(edf_records, "MAX_SEGMENTS", 2)
+    with pytest.raises(RecordingError, match="more than 2 EDF\\+D discontinuities"):
+        read_recording(path)
+    monkeypatch.setattr(edf_records, "MAX_ANNOTATIONS", 0)
+    rec = read_recording(_hostile(tmp_path, lambda r: None))
+    assert rec.annotations == () and rec.dropped_annotations == 1  # kept none, counted it
