@@ -57,17 +57,16 @@ def write_night(path: Path, hours: float, seed: int = 0) -> Path:
     labels = [x[0] for x in LAYOUT] + ["EDF Annotations"]
     samples = [x[1] for x in LAYOUT] + [TAL_SAMPLES]
     ns = len(labels)
-    cols = [
-        ("label", 16, labels), ("transducer", 80, [""] * ns), ("unit", 8, [x[2] for x in LAYOUT]
-                                                                + [""]),
-        ("pmin", 8, [-x[3] for x in LAYOUT] + [-1]), ("pmax", 8, [x[3] for x in LAYOUT] + [1]),
-        ("dmin", 8, [-32768] * ns), ("dmax", 8, [32767] * ns), ("prefilter", 80, [""] * ns),
-        ("samples", 8, samples), ("reserved", 32, [""] * ns),
+    cols: list[tuple[int, list[object]]] = [  # (width, one value per signal)
+        (16, list(labels)), (80, [""] * ns), (8, [x[2] for x in LAYOUT] + [""]),
+        (8, [-x[3] for x in LAYOUT] + [-1]), (8, [x[3] for x in LAYOUT] + [1]),
+        (8, [-32768] * ns), (8, [32767] * ns), (80, [""] * ns), (8, list(samples)),
+        (32, [""] * ns),
     ]
     head = (_field(0, 8) + _field("X X X X", 80) + _field("Startdate 01-JAN-2020 X X X", 80)
             + _field("01.01.20", 8) + _field("22.00.00", 8) + _field(256 * (ns + 1), 8)
             + _field("EDF+C", 44) + _field(seconds, 8) + _field(1, 8) + _field(ns, 4))
-    head += b"".join(_field(v, w) for _, w, values in cols for v in values)
+    head += b"".join(_field(v, w) for w, values in cols for v in values)
     offsets = np.cumsum([0, *samples])
     rng = np.random.default_rng(seed)
     hour = np.zeros((3600, int(offsets[-1])), dtype="<i2")
