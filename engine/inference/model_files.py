@@ -32,7 +32,8 @@ RUNTIME_VERSION = 1
 SHIPPED_MODEL = "sleepstream-v2"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "checkpoints" / SHIPPED_MODEL
 SHIPPED_MODEL_SHA256 = "f8f323b1bac7bc0d273178b7c92c3367e5d2b242f90f084a89919463d2b8c496"
-MANIFESTS = (RUNTIME_MANIFEST, "spectral.json", SERVING_MANIFEST)  # what model_sha256 covers
+SPECTRAL_MANIFEST = "spectral.json"  # the EEG spectral model (engine.inference.spectral_model)
+MANIFESTS = (RUNTIME_MANIFEST, SPECTRAL_MANIFEST, SERVING_MANIFEST)  # what model_sha256 covers
 
 
 class ModelFilesError(ModelError):
@@ -158,6 +159,8 @@ def load_model_files(root: str | Path = DEFAULT_MODEL_DIR, *, verify: bool = Tru
     man = read_manifest(path, hint) if verify else _json(path, hint)
     if verify:
         _check_pin(root)
+        if (root / SPECTRAL_MANIFEST).is_file():  # part of the model: a bad file fails closed
+            read_manifest(root / SPECTRAL_MANIFEST, hint)
     if man.get("version") != RUNTIME_VERSION:
         raise ModelFilesError(
             f"{path}: runtime version {man.get('version')}, this engine reads {RUNTIME_VERSION}"

@@ -24,7 +24,7 @@ def _model_copy(tmp_path: Path) -> Path:
     root = tmp_path / "model"
     root.mkdir(parents=True)
     for f in DEFAULT_MODEL_DIR.iterdir():
-        if f.suffix in (".onnx", ".json"):
+        if f.suffix in (".onnx", ".json", ".npz"):
             (root / f.name).symlink_to(f)  # replaced, never written through, by each case
     return root
 
@@ -51,6 +51,8 @@ def test_corrupt_or_missing_files_fail_closed_in_one_line(tmp_path: Path) -> Non
         "corrupt step, re-hashed manifest": lambda r: (
             _replace(r / "step.onnx", b"\x00garbage" * 100), _rehash(r)),
         "missing tokenizer": lambda r: (r / "tokenizer_eeg.onnx").unlink(),
+        "corrupt EEG spectral model": lambda r: _replace(r / "spectral.npz", b"PK\x03\x04" * 9),
+        "missing EEG spectral model": lambda r: (r / "spectral.npz").unlink(),
         "broken runtime.json": lambda r: _replace(r / "runtime.json", b"{\xff not json"),
         "runtime.json a list": lambda r: _replace(r / "runtime.json", b"[1, 2]"),
         "runtime.json without config": lambda r: _replace(
