@@ -27,3 +27,18 @@ def test_a_sink_that_cannot_write_raises_a_sink_error(tmp_path: Path) -> None:
     sink = JsonlSink(tmp_path / "a-file" / "events.jsonl")
     with pytest.raises(SinkError, match="cannot write"):
         asyncio.run(sink.emit({"type": "stage"}))
+
+
+def test_a_full_disk_is_reported_once_and_every_write_still_raises() -> None:
+    heard: list[str] = []
+    sink = JsonlSink("/dev/full")  # every write: ENOSPC
+    sink.on_failure = heard.append
+
+    async def main() -> None:
+        for _ in range(3):
+            with pytest.raises(SinkError, match="No space left"):
+                await sink.emit({"type": "stage", "bed": "b1", "stage": "N2"})
+        with pytest.raises(SinkError, match="No space left"):  # what is left cannot be flushed
+            await sink.aclose()
+    asyncio.run(main())
+    assert len(heard) == 1 and sink.failed == heard[0] and "/dev/full" in heard[0]
