@@ -135,35 +135,10 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
     store = _section(raw.get("store", {}), StoreSection, "store", problems)
     http = _section(raw.get("http", {}), HttpSection, "http", problems)
     cluster = _section(raw.get("cluster", {}), ClusterSection, "cluster", problems)
-    if cluster is not None and not (cluster.heartbeat_s > 0 and cluster.dead_after_s
-                                    > cluster.heartbeat_s and cluster.vnodes > 0):
-        problems.append(("cluster", "need heartbeat_s > 0, dead_after_s > heartbeat_s, "
-                         "vnodes > 0"))
-    if cluster is not None and cluster.inference not in ("local", "pooled"):
-        problems.append(("cluster.inference", f"{cluster.inference!r} is not local or pooled"))
-    if store is not None and not (store.batch_s > 0 and store.night_h > 0 and store.trend_s > 0):
-        problems.append(("store", "batch_s, night_h and trend_s must be > 0"))
     if model is not None and model.backend not in BACKENDS:
         problems.append(("model.backend", f"{model.backend!r} is not one of {list(BACKENDS)}"))
     _check_positive(engine, "engine", problems)
-    if mqtt is not None and not 1 <= mqtt.port <= 65535:
-        problems.append(("mqtt.port", f"{mqtt.port} is not a TCP port (1 to 65535)"))
-    if mqtt is not None and (mqtt.keepalive_s < 1 or mqtt.auth_tries < 1):
-        problems.append(("mqtt", "keepalive_s and auth_tries must be >= 1"))
-    if mqtt is not None and (mqtt.cert_file is None) != (mqtt.key_file is None):
-        problems.append(("mqtt", "cert_file and key_file go together"))
-    check_files(mqtt, problems)
-    if http is not None and http.listen is not None and not is_listen(http.listen):
-        problems.append(("http.listen", f"{http.listen!r} is not HOST:PORT with a port 0 to "
-                         "65535 (e.g. 127.0.0.1:8080)"))
-    if cluster is not None and cluster.address is not None and not CLUSTER_ADDRESS.match(
-            cluster.address):
-        problems.append(("cluster.address", f"{cluster.address!r} is not 'local', 'auto', "
-                         "HOST:PORT or ray://HOST:PORT"))
-    if store is not None and store.path is not None:
-        file = Path(store.path)
-        base = path.parent if path is not None else Path.cwd()
-        check_writable(file if file.is_absolute() else base / file, "store.path", problems)
+    _check_services(mqtt, http, cluster, store, path, problems)
     beds = _list(raw.get("beds", []), "beds", _bed, problems)
     ids = [b.id for b in beds]
     for dup in sorted({i for i in ids if ids.count(i) > 1}):
@@ -183,6 +158,38 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
     assert cluster is not None
     return Config(engine, model, mqtt, tuple(beds), tuple(sinks), alerts, path, store, http,
                   cluster)
+
+
+def _check_services(mqtt: MqttSection | None, http: HttpSection | None,
+                    cluster: ClusterSection | None, store: StoreSection | None,
+                    path: Path | None, problems: Problems) -> None:
+    """``[mqtt]``, ``[http]``, ``[cluster]`` and ``[store]``: values ``run`` can start with."""
+    if cluster is not None and not (cluster.heartbeat_s > 0 and cluster.dead_after_s
+                                    > cluster.heartbeat_s and cluster.vnodes > 0):
+        problems.append(("cluster", "need heartbeat_s > 0, dead_after_s > heartbeat_s, "
+                         "vnodes > 0"))
+    if cluster is not None and cluster.inference not in ("local", "pooled"):
+        problems.append(("cluster.inference", f"{cluster.inference!r} is not local or pooled"))
+    if store is not None and not (store.batch_s > 0 and store.night_h > 0 and store.trend_s > 0):
+        problems.append(("store", "batch_s, night_h and trend_s must be > 0"))
+    if mqtt is not None and not 1 <= mqtt.port <= 65535:
+        problems.append(("mqtt.port", f"{mqtt.port} is not a TCP port (1 to 65535)"))
+    if mqtt is not None and (mqtt.keepalive_s < 1 or mqtt.auth_tries < 1):
+        problems.append(("mqtt", "keepalive_s and auth_tries must be >= 1"))
+    if mqtt is not None and (mqtt.cert_file is None) != (mqtt.key_file is None):
+        problems.append(("mqtt", "cert_file and key_file go together"))
+    check_files(mqtt, problems)
+    if http is not None and http.listen is not None and not is_listen(http.listen):
+        problems.append(("http.listen", f"{http.listen!r} is not HOST:PORT with a port 0 to "
+                         "65535 (e.g. 127.0.0.1:8080)"))
+    if cluster is not None and cluster.address is not None and not CLUSTER_ADDRESS.match(
+            cluster.address):
+        problems.append(("cluster.address", f"{cluster.address!r} is not 'local', 'auto', "
+                         "HOST:PORT or ray://HOST:PORT"))
+    if store is not None and store.path is not None:
+        file = Path(store.path)
+        base = path.parent if path is not None else Path.cwd()
+        check_writable(file if file.is_absolute() else base / file, "store.path", problems)
 
 
 def _alerts(table: Any, where: str, base: AlertConfig, problems: Problems) -> AlertConfig:
