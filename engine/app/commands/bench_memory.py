@@ -57,10 +57,10 @@ def write_night(path: Path, hours: float, seed: int = 0) -> Path:
     labels = [x[0] for x in LAYOUT] + ["EDF Annotations"]
     samples = [x[1] for x in LAYOUT] + [TAL_SAMPLES]
     ns = len(labels)
-    cols: list[tuple[int, list[object]]] = [  # (width, one value per signal)
-        (16, list(labels)), (80, [""] * ns), (8, [x[2] for x in LAYOUT] + [""]),
-        (8, [-x[3] for x in LAYOUT] + [-1]), (8, [x[3] for x in LAYOUT] + [1]),
-        (8, [-32768] * ns), (8, [32767] * ns), (80, [""] * ns), (8, list(samples)),
+    cols: list[tuple[int, list[str]]] = [  # (width, one value per signal)
+        (16, labels), (80, [""] * ns), (8, [x[2] for x in LAYOUT] + [""]),
+        (8, [f"{-x[3]:g}" for x in LAYOUT] + ["-1"]), (8, [f"{x[3]:g}" for x in LAYOUT] + ["1"]),
+        (8, ["-32768"] * ns), (8, ["32767"] * ns), (80, [""] * ns), (8, [str(n) for n in samples]),
         (32, [""] * ns),
     ]
     head = (_field(0, 8) + _field("X X X X", 80) + _field("Startdate 01-JAN-2020 X X X", 80)
