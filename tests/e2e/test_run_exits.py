@@ -98,3 +98,11 @@ def test_signals_stop_a_run_that_waits_for_a_missing_stream(tmp_path: Path,
             proc.kill()
     assert proc.returncode == 0, err
     assert "== run summary ==" in out and "Traceback" not in err
+
+
+@pytest.mark.parametrize("value", ["nan", "-1", "0", "abc"])
+def test_seconds_that_would_end_the_run_at_once_are_refused(
+        value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:  # argparse: usage and exit 2
+        cli_main(["run", "--config", "engine.toml", "--seconds", value])
+    assert info.value.code == 2 and "number of seconds > 0" in capsys.readouterr().err

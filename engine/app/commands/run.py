@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import signal
 import sys
 from dataclasses import replace
@@ -34,7 +35,7 @@ from sleepstream.engine.sinks import TallySink
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, required=True, help="engine TOML file")
-    p.add_argument("--seconds", type=float, help="stop after this many seconds")
+    p.add_argument("--seconds", type=_seconds, help="stop after this many seconds (> 0)")
     p.add_argument("--http", metavar="HOST:PORT", default=None,
                    help="serve the web view, /metrics and health here (e.g. 127.0.0.1:8080)")
     p.add_argument("--http-token", metavar="TOKEN", default=None,
@@ -44,6 +45,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cluster", metavar="ADDRESS", default=None,
                    help="shard the beds over the Ray cluster here ('local': start one); "
                         "overrides [cluster] address; needs the 'cluster' extra")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value > 0:  # NaN too: it would end the run at once, silently
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds > 0")
+    return value
 
 
 async def run(config_path: Path, seconds: float | None, *, http: str | None = None,
