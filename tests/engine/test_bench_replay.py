@@ -40,6 +40,8 @@ def test_bench_replay_figures_are_consistent(capsys: pytest.CaptureFixture[str])
         assert fig[f"speedup_cpu_{k}"] == pytest.approx(secs / fig[f"cpu_s_{k}"], rel=1e-4)
         per_hop[h] = fig[f"engine_s_{k}"] / secs
     assert fig["ratio"] == pytest.approx(per_hop[0.1] / per_hop[0.05], rel=1e-4)
+    cpu = {h: fig[f"cpu_s_{h:g}h"] / (h * 3600) for h in hours}
+    assert fig["ratio_cpu"] == pytest.approx(cpu[0.1] / cpu[0.05], rel=1e-4)
     assert fig["speedup"] == fig["speedup_0.1h"]
     assert fig["vs_yasa"] == pytest.approx(fig["engine_s_0.1h"] / fig["yasa_s"], rel=1e-4)
     assert fig["yasa_s"] == pytest.approx(statistics.median(fig["yasa_runs_s"]), rel=1e-5)

@@ -232,8 +232,11 @@ def main(args: argparse.Namespace) -> int:
             lo, hi = hours[0], hours[-1]
             figures["ratio"] = per_hop[hi] / per_hop[lo]
             figures["goal_ratio"] = GOAL_GROWTH
+            if f"cpu_s_{hi:g}h" in figures:  # the same ratio in CPU seconds (less load-bound)
+                cpu = {h: figures[f"cpu_s_{h:g}h"] / (h * 3600) for h in (lo, hi)}
+                figures["ratio_cpu"] = cpu[hi] / cpu[lo]
             print(f"cost per hop {hi:g} h / {lo:g} h = {figures['ratio']:.2f} "
-                  "(1.00 = linear growth)")
+                  f"(CPU {figures.get('ratio_cpu', float('nan')):.2f}; 1.00 = linear growth)")
         top = f"{hours[-1]:g}h"
         if f"speedup_{top}" in figures:
             figures["speedup"] = figures[f"speedup_{top}"]
