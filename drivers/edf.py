@@ -174,14 +174,16 @@ def read_recording(path: str | Path, rules: Sequence[ChannelRule] = ()) -> Recor
         if total > MAX_LOADED_SAMPLES:
             raise RecordingError(f"{edf.path}: {total} samples are too many to load at once "
                                  f"(at most {MAX_LOADED_SAMPLES}); replay it instead")
-        arrays = [(np.empty(edf.samples(i), np.float32), np.empty(edf.samples(i), bool))
+        arrays = [(np.full(edf.samples(i), np.nan, np.float32), np.zeros(edf.samples(i), bool))
                   for i in edf.data_signals]
         step = max(edf.header.record_s, LOAD_BLOCK_S)
-        for t in np.arange(0.0, info.duration, step):  # block by block: records read once
+        for k in range(math.ceil(info.duration / step)):  # block by block: records read once
             for (data, valid), i in zip(arrays, edf.data_signals, strict=True):
-                fs = edf.fs(i)
-                a, b = round(t * fs), min(round((t + step) * fs), data.size)
-                data[a:b, None], valid[a:b, None] = edf.read([i], a, b)
+                fs = edf.fs(i)  # block k ends where block k + 1 starts: the same expression
+                a = round(k * step * fs)
+                b = data.size if (k + 1) * step >= info.duration else round((k + 1) * step * fs)
+                if b > a:
+                    data[a:b, None], valid[a:b, None] = edf.read([i], a, b)
         signals = tuple(Signal(spec.name, spec, _scaled(data, spec.name, rules), valid)
                         for spec, (data, valid) in zip(info.channels, arrays, strict=True))
     return Recording(info.path, info.start, info.duration, signals, info.annotations,
