@@ -59,23 +59,25 @@ def _refusing_broker(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
     return proc, port
 
 
+@pytest.mark.parametrize("sinks", ["", '[[sinks]]\nkind = "mqtt"\n'])
 def test_refused_credentials_end_the_run_with_one_line_and_exit_2(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, sinks: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without an MQTT sink the bed stops; with one, the engine's command subscriber too."""
     proc, port = _refusing_broker(tmp_path)
     try:
         site = f"s{uuid.uuid4().hex[:8]}"
         config = _write(tmp_path, f'[mqtt]\nport = {port}\nusername = "device"\n'
                         f'password = "wrong"\nauth_tries = 2\n[[beds]]\nid = "b1"\n'
                         f'site = "{site}"\n[[beds.sources]]\nkind = "mqtt"\n'
-                        'channels = [{name = "SpO2", fs = 1.0}]\n')
+                        'channels = [{name = "SpO2", fs = 1.0}]\n' + sinks)
         # --seconds is a hang guard: two refusals end the run long before it
         assert cli_main(["run", "--config", str(config), "--seconds", "120"]) == 2
     finally:
         proc.terminate()
         proc.wait(5)
-    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("sleepstream run:")
-             and "refused the credentials" in x]
-    assert len(lines) == 1 and "2 times" in lines[0]
+    lines = [x for x in capsys.readouterr().err.splitlines()
+             if x.startswith(("sleepstream run: bed", "sleepstream: "))]
+    assert len(lines) == 1 and "refused the credentials 2 times" in lines[0], lines
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

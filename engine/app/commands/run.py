@@ -28,7 +28,7 @@ from sleepstream.engine.app import monitor
 from sleepstream.engine.app.compose import build_engine, sink_failures
 from sleepstream.engine.clock import MonotonicClock
 from sleepstream.engine.config import Config, load_config
-from sleepstream.engine.errors import known_failure
+from sleepstream.engine.errors import SleepstreamError, known_failure
 from sleepstream.engine.pipeline import BedRuntime
 from sleepstream.engine.sinks import TallySink
 
@@ -79,15 +79,38 @@ async def run(config_path: Path, seconds: float | None, *, http: str | None = No
         if url is not None:
             print(f"web view on {url}/" + (" (bearer token required)" if parts.token else ""),
                   file=sys.stderr)
-        try:
-            async with asyncio.timeout(seconds):
-                await task
-        except (TimeoutError, asyncio.CancelledError):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        error = await _until_stopped(task, seconds)
     print_summary(beds, tally, sys.stdout)
+    if error is not None:  # the run could not go on: one line (exit 2), after the summary
+        raise error
     return beds, sink_failures(engine)
+
+
+async def _until_stopped(task: asyncio.Task[None], seconds: float | None
+                         ) -> SleepstreamError | None:
+    """Wait for the engine until ``seconds``, a signal or its end. An engine stopped by what a
+    device, a broker or the configuration did (the command subscriber refused its credentials)
+    gives that error back; a bug propagates with its traceback."""
+    try:
+        async with asyncio.timeout(seconds):
+            await task
+    except (TimeoutError, asyncio.CancelledError):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    except ExceptionGroup as group:
+        leaves = _leaves(group)
+        if not all(isinstance(e, SleepstreamError) for e in leaves):
+            raise
+        return leaves[0]  # type: ignore[return-value]
+    return None
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for e in group.exceptions:
+        out.extend(_leaves(e) if isinstance(e, BaseExceptionGroup) else [e])
+    return out
 
 
 def with_overrides(config: Config, *, http: str | None, token: str | None,
