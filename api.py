@@ -120,6 +120,7 @@ def _analyze_file(
     path: Path, base: Config, channels: Any, modalities: Sequence[str] | None,
     progress: bool, bed: str, *, position: int = 0,
 ) -> Any:
+    from sleepstream.engine.inference.model_files import DEFAULT_MODEL_DIR
     from sleepstream.report.night import Night
     from sleepstream.report.validity import model_dir
 
@@ -147,7 +148,8 @@ def _analyze_file(
             bar[0].close()
     if night.bed.failed:
         raise SleepstreamError(f"{path.name}: the replay failed: {night.bed.failed}")
-    staged_by = model_dir(base.model.checkpoint) if night.model.factory is not None else None
+    staged_by = (model_dir(base.model.checkpoint, DEFAULT_MODEL_DIR)
+                 if night.model.factory is not None else None)
     return Night.from_events(memory.events, night.recording, model_dir=staged_by)
 
 

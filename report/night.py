@@ -24,7 +24,7 @@ from sleepstream.engine.errors import RecordingError
 from sleepstream.engine.types import STAGES
 from sleepstream.report.hypnogram import Hypnogram
 from sleepstream.report.statistics import DEFINITIONS, event_statistics, scored_events
-from sleepstream.report.validity import model_dir_from_status, validity_table
+from sleepstream.report.validity import validity_table
 
 Event = Mapping[str, Any]
 Trend = npt.NDArray[np.float64]
@@ -73,8 +73,7 @@ class Night:
         cls, events: Iterable[Event], recording: Recording | None = None, *, name: str = "",
         model_dir: Path | None = None,
     ) -> Night:
-        """``model_dir``: the checkpoint that staged the events; by default the shipped model
-        when the run's status names it."""
+        """``model_dir``: the checkpoint that staged the events (its validity table)."""
         raw = tuple(events)
         status = next((e for e in raw if e.get("type") == "status" and "message" in e), {})
         start = recording.start if recording is not None else _parse_start(status.get("start"))
@@ -85,8 +84,7 @@ class Night:
             duration_s=recording.duration if recording is not None else _last_time(raw),
             channels=_channels(recording) if recording is not None else (),
             model=str(status.get("message", "")), bed=str(status.get("bed", "")),
-            model_dir=(model_dir if model_dir is not None
-                       else model_dir_from_status(str(status.get("message", "")))),
+            model_dir=model_dir,
         )
         hyp = Hypnogram.from_events(raw, duration_s=info.duration_s, start=start)
         if recording is None:

@@ -10,15 +10,13 @@ many epochs the engine staged through it; a path the table does not back abstain
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-
-from sleepstream.engine.inference.model_files import DEFAULT_MODEL_DIR, ModelFilesError
-from sleepstream.engine.inference.spectral_model import load_spectral_model
 
 if TYPE_CHECKING:
     from sleepstream.report.night import Night
@@ -33,17 +31,18 @@ COLUMNS = ["path", "claims", "accuracy", "kappa", "majority accuracy", "ECE", "m
 _MODEL_NAME = re.compile(r"staging with (\S+) \(")
 
 
-def model_dir(checkpoint: str | Path | None) -> Path | None:
-    """The directory of a configured checkpoint ("default", a path), None for "none"."""
+def model_dir(checkpoint: str | Path | None, default: Path) -> Path | None:
+    """The directory of a configured checkpoint ("default": ``default``, a path), None for
+    "none"."""
     if checkpoint is None or str(checkpoint) == "none":
         return None
-    return DEFAULT_MODEL_DIR if str(checkpoint) == "default" else Path(checkpoint)
+    return default if str(checkpoint) == "default" else Path(checkpoint)
 
 
-def model_dir_from_status(message: str) -> Path | None:
-    """The shipped model's directory when a run's status names it (events read from JSONL)."""
+def model_dir_from_status(message: str, default: Path) -> Path | None:
+    """``default`` (the shipped model's directory) when a run's status names it."""
     found = _MODEL_NAME.match(message)
-    return DEFAULT_MODEL_DIR if found and found.group(1) == DEFAULT_MODEL_DIR.name else None
+    return default if found and found.group(1) == default.name else None
 
 
 def validity_table(night: Night) -> pd.DataFrame:
@@ -91,12 +90,15 @@ def validity_note(night: Night) -> str:
 
 
 def _table_of(root: Path | None) -> dict[str, dict[str, Any]]:
+    """The validity table of the model in ``root`` (its ``spectral.json``; the engine checked
+    the file's checksum when it loaded the model), empty when it has none."""
     if root is None:
         return {}
     try:
-        return dict(load_spectral_model(root).validity)
-    except ModelFilesError:
+        table = json.loads((root / "spectral.json").read_text(encoding="utf-8"))["validity"]
+    except (OSError, ValueError, KeyError, TypeError):
         return {}
+    return {str(k): dict(v) for k, v in table.items()} if isinstance(table, dict) else {}
 
 
 def _paths_fed(night: Night) -> set[str]:

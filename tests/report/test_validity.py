@@ -15,7 +15,12 @@ import sleepstream
 from sleepstream.engine.app.cli import main as cli
 from sleepstream.engine.inference.model_files import DEFAULT_MODEL_DIR
 from sleepstream.report.night import Night
-from sleepstream.report.validity import CLASS_NAMES, PATH_NAMES, validity_note
+from sleepstream.report.validity import (
+    CLASS_NAMES,
+    PATH_NAMES,
+    model_dir_from_status,
+    validity_note,
+)
 
 NAP = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nap-eeg" / "nap-eeg.edf"
 SHIPPED = json.loads((DEFAULT_MODEL_DIR / "spectral.json").read_text())["validity"]
@@ -28,8 +33,10 @@ def _row(table, path):
 def test_oximetry_night_feeds_only_the_token_path_which_abstains(short_night, short_replay):
     from sleepstream.drivers.edf import read_recording
 
-    night = Night.from_jsonl(short_replay[0], read_recording(short_night))
-    assert night.info.model_dir == DEFAULT_MODEL_DIR  # named by the run's status event
+    events = Night.from_jsonl(short_replay[0])
+    assert model_dir_from_status(events.info.model, DEFAULT_MODEL_DIR) == DEFAULT_MODEL_DIR
+    night = Night.from_jsonl(short_replay[0], read_recording(short_night),
+                             model_dir=DEFAULT_MODEL_DIR)
     table = night.validity()
     assert len(table) == len(SHIPPED)
     tokens = _row(table, "tokens")

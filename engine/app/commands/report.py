@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from sleepstream.engine.errors import SleepstreamError
+from sleepstream.engine.inference.model_files import DEFAULT_MODEL_DIR
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,6 +35,7 @@ def main(args: argparse.Namespace) -> int:
         from sleepstream.api import analyze
         from sleepstream.drivers.edf import read_recording
         from sleepstream.report.night import Night
+        from sleepstream.report.validity import model_dir_from_status
     except ImportError as exc:
         raise SleepstreamError(f"the report needs the report extra ({exc.name} is missing): "
                                "pip install 'sleepstream[report]'") from exc
@@ -40,7 +43,10 @@ def main(args: argparse.Namespace) -> int:
         raise SleepstreamError(f"{args.out}: --out must end in .html or .pdf")
     if args.input.suffix.lower() in (".jsonl", ".json", ".ndjson"):
         recording = read_recording(args.recording) if args.recording else None
-        night = Night.from_jsonl(args.input, recording, model_dir=args.model)
+        night = Night.from_jsonl(args.input, recording)
+        if night.info.model_dir is None:  # the checkpoint named, or the shipped one if it staged
+            staged_by = args.model or model_dir_from_status(night.info.model, DEFAULT_MODEL_DIR)
+            night = replace(night, info=replace(night.info, model_dir=staged_by))
     else:
         night = analyze(args.input, config=args.config, progress=not args.quiet,
                         model="none" if args.no_model else None)
