@@ -64,7 +64,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-beds", type=int, default=8192)
     p.add_argument("--max-wait", type=float, default=0.1,
                    help="scheduler tick grid = bounded wait (s)")
-    p.add_argument("--threads", type=int, default=2, help="backend threads")
+    p.add_argument("--threads", type=int, default=1,
+                   help="backend threads (1, as the engine runs it: the other core serves the "
+                        "event loop and the tokenizers)")
     p.add_argument("--layout", choices=LAYOUTS, default="compact",
                    help="how a call's KV slots are kept contiguous (see slot_layout)")
     p.add_argument("--at", type=int, default=GOAL_AT_BEDS,

@@ -63,6 +63,8 @@ class OnnxRingBackend:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        if threads > 1:  # idle pool threads sleep instead of spinning (a shared, loaded CPU)
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         path = str(files.root / man["step"])
         self._sess = ort.InferenceSession(path, opts, providers=providers(device))
         self._outs: list[str] = list(man["outputs"])
