@@ -126,6 +126,33 @@ def cross_validate(nights: list[Night], k: int, heads: tuple[str, ...] = HEADS) 
     return HeldOut(logits, [n.stages for n in nights], folds)
 
 
+def cross_montage(nights: list[Night], k: int) -> dict[str, dict[str, np.ndarray]]:
+    """Montage transfer, record-wise: per ``"train->test"`` derivation pair, the held-out
+    predictions (``full`` head, prior and model fitted on the training derivation only) and
+    the labels, concatenated over the folds."""
+    folds = subject_folds(nights, k)
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for src in DERIVATIONS:
+        preds: dict[str, list[np.ndarray]] = {d: [] for d in DERIVATIONS}
+        labels: list[np.ndarray] = []
+        for f in range(k):
+            train_n = [n for n, g in zip(nights, folds, strict=True) if g != f]
+            b = np.concatenate([bases(n)[src] for n in train_n])
+            prior = NormPrior(np.nanmean(b, axis=0), np.nanstd(b, axis=0), PRIOR_EPOCHS)
+            x = np.concatenate([features(n, prior)[src] for n in train_n])
+            head = fit_head(x, np.concatenate([n.stages for n in train_n]), "full")
+            for n, g in zip(nights, folds, strict=True):
+                if g == f:
+                    feats = features(n, prior)
+                    for d in DERIVATIONS:
+                        preds[d].append(head.logits(feats[d]).argmax(axis=1))
+                    labels.append(n.stages)
+        for d in DERIVATIONS:
+            out[f"{src}->{d}"] = {"pred": np.concatenate(preds[d]),
+                                  "truth": np.concatenate(labels)}
+    return out
+
+
 def softmax(z: FloatArray) -> FloatArray:
     e = np.exp(z - z.max(axis=-1, keepdims=True))
     return np.asarray(e / e.sum(axis=-1, keepdims=True), np.float64)

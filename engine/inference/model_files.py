@@ -31,7 +31,7 @@ SERVING_FILE = "step_serving.onnx"
 RUNTIME_VERSION = 1
 SHIPPED_MODEL = "sleepstream-v2"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "checkpoints" / SHIPPED_MODEL
-SHIPPED_MODEL_SHA256 = "f8f323b1bac7bc0d273178b7c92c3367e5d2b242f90f084a89919463d2b8c496"
+SHIPPED_MODEL_SHA256 = "9f4109d75279f7014bf8d7cebfcb4308b9c40e1797a0ada93b48e4014dc9467d"
 SPECTRAL_MANIFEST = "spectral.json"  # the EEG spectral model (engine.inference.spectral_model)
 MANIFESTS = (RUNTIME_MANIFEST, SPECTRAL_MANIFEST, SERVING_MANIFEST)  # what model_sha256 covers
 

@@ -11,7 +11,9 @@ bed's channels), for EEG at >= 100 Hz (``full``) and without the gamma band
 (``no_gamma``, EEG sampled below 100 Hz). Calibration: a temperature per head fitted on the
 held-out logits, the expected calibration error (ECE) before and after (the ECE after is
 measured fold-wise: temperature fitted on the other folds), for one channel in each class set
-and for two channels combined as live. ``--save DIR`` then fits on every
+and for two channels combined as live. ``--cross-montage`` adds the montage transfer: the
+``full`` head fitted (prior included) on one derivation of the training folds, scored on each
+derivation of the held-out nights. ``--save DIR`` then fits on every
 night and writes ``spectral.npz`` + ``spectral.json`` (validity table from these figures).
 """
 
@@ -33,6 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, type=Path, help="folder of *.epochs.csv summaries")
     p.add_argument("--folds", type=int, default=5, help="record-wise folds (default 5)")
     p.add_argument("--json", action="store_true", help="end with one JSON line of figures")
+    p.add_argument("--cross-montage", action="store_true",
+                   help="also fit on one derivation and score on the other (montage transfer)")
     p.add_argument("--save", type=Path, default=None, metavar="DIR",
                    help="fit on all nights and write the spectral model into DIR")
 
@@ -161,6 +165,18 @@ def _print(head: str, f: dict[str, Any]) -> None:
           f"sleep/wake kappa {f['single_two']['kappa']:.3f}")
 
 
+def _cross_montage(nights: list[Any], k: int) -> dict[str, Any]:
+    from sleepstream.models import spectral_train as st
+
+    out = {}
+    for pair, r in st.cross_montage(nights, k).items():
+        m = _metrics(r["truth"], r["pred"], STAGES)
+        out[pair] = {key: m[key] for key in ("accuracy", "kappa", "macro_f1", "epochs")}
+        print(f"[montage] train {pair.replace('->', ', test ')}: accuracy {m['accuracy']:.3f}  "
+              f"kappa {m['kappa']:.3f}  macro-F1 {m['macro_f1']:.3f}")
+    return out
+
+
 def main(args: argparse.Namespace) -> int:
     from sleepstream.models import spectral_data as sd
     from sleepstream.models import spectral_train as st
@@ -199,5 +215,7 @@ def main(args: argparse.Namespace) -> int:
            "ece_two_channels": figs["full"]["ece_both"],
            "ece_two_channels_no_gamma": figs["no_gamma"]["ece_both"],
            "confusion": both["confusion"], "classes": {k: v["classes"] for k, v in table.items()}}
+    if args.cross_montage:
+        out["cross_montage"] = _cross_montage(nights, args.folds)
     print_figures(out, as_json=args.json)
     return 0
