@@ -92,11 +92,11 @@ class EventBus:
                     break
                 try:
                     await ch.sink.emit(event)
-                except Exception:
+                except Exception as exc:
                     ch.failed += 1
-                    if ch.failed in (1, 10, 100, 1000):
-                        log.exception("sink %s failed (%d failures)", type(ch.sink).__name__,
-                                      ch.failed)
+                    if ch.failed in (1, 10, 100, 1000):  # a SinkError in one line, a bug in full
+                        log.error("sink %s failed (%d failures): %s", type(ch.sink).__name__,
+                                  ch.failed, exc, exc_info=not isinstance(exc, SleepstreamError))
         finally:
             await _close(ch.sink)
 
@@ -108,8 +108,9 @@ class EventBus:
 async def _close(sink: Sink) -> None:
     try:
         await sink.aclose()
-    except Exception:
-        log.exception("closing sink %s failed", type(sink).__name__)
+    except Exception as exc:
+        log.error("closing sink %s failed: %s", type(sink).__name__, exc,
+                  exc_info=not isinstance(exc, SleepstreamError))
 
 
 @dataclass(slots=True)

@@ -108,3 +108,14 @@ def test_seconds_that_would_end_the_run_at_once_are_refused(
     with pytest.raises(SystemExit) as info:  # argparse: usage and exit 2
         cli_main(["run", "--config", "engine.toml", "--seconds", value])
     assert info.value.code == 2 and "number of seconds > 0" in capsys.readouterr().err
+
+
+def test_replay_to_a_full_disk_exits_1_in_plain_lines(tmp_path: Path) -> None:
+    _write_edf(tmp_path / "night.edf", seconds=20)
+    done = subprocess.run([sys.executable, "-m", "sleepstream", "replay",
+                           str(tmp_path / "night.edf"), "--max-speed", "--no-model", "--quiet",
+                           "--out", "/dev/full"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 1
+    assert "sink_failed x1" in done.stdout
+    assert "sleepstream replay: sink failed" in done.stderr and "Traceback" not in done.stderr

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from sleepstream.drivers.edf import RecordingInfo
 from sleepstream.drivers.edf_annotations import EdfAnnotationSink
+from sleepstream.engine.app.compose import sink_failures
 from sleepstream.engine.app.night_replay import prepare_replay
 from sleepstream.engine.config import Config, ModelSection, load_config
 from sleepstream.engine.pipeline import BedRuntime
@@ -87,7 +88,10 @@ def main(args: argparse.Namespace) -> int:
         progress.close()
     wall = time.perf_counter() - wall0
     print_summary(recording.duration, wall, beds[0], tally, sys.stdout)
-    return 1 if beds[0].failed else 0
+    failed = sink_failures(engine)
+    for text in failed:  # the events were not all written: say so, and exit 1
+        print(f"sleepstream replay: sink failed: {text}", file=sys.stderr)
+    return 1 if beds[0].failed or failed else 0
 
 
 def print_summary(
