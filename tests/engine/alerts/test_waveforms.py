@@ -44,16 +44,33 @@ def test_amplitude_of_a_breathing_sine_is_its_peak_amplitude() -> None:
     np.testing.assert_allclose(amp[30:], 2.0, rtol=0.05)
 
 
-def test_amplitude_frozen_and_invalid_seconds_are_unknown_for_the_window() -> None:
+@pytest.mark.parametrize("chunk_s", [1, 60])
+def test_amplitude_frozen_and_invalid_seconds_are_unknown_for_the_window(chunk_s: int) -> None:
     x = _breath(60)
     valid = np.ones(x.size, bool)
     x[200:210] = x[200]  # second 20 frozen (a disconnected cannula)
     valid[400:405] = False  # half of second 40 invalid
-    amp = _amplitude(x, valid, 1)
+    amp = _amplitude(x, valid, chunk_s)
     for bad in (20, 40):  # unknown in every 4-s window that holds the bad second
         assert np.isnan(amp[bad:bad + 4]).all()
         assert np.isfinite(amp[bad - 1]) and np.isfinite(amp[bad + 4])
     assert np.isfinite(amp[4:20]).all()
+
+
+def test_amplitude_recovers_after_an_invalid_stretch_and_ignores_fast_components() -> None:
+    """Invalid samples enter the filter as 0 (the signal's baseline), so no step transient
+    follows them; a 1.8-Hz component is outside the 0.05-1 Hz breathing band."""
+    x = _breath(60)
+    valid = np.ones(x.size, bool)
+    valid[200:250] = False
+    amp = _amplitude(x + 0.0, valid, 60)
+    np.testing.assert_allclose(amp[30:60], 1.0, rtol=0.1)
+    fs = 25.0
+    t = np.arange(round(60 * fs)) / fs
+    fast = np.sin(2 * np.pi * 1.8 * t) + np.random.default_rng(0).normal(0, 0.002, t.size)
+    state = respiration.new_state("b1", DEFAULT, "Flow")
+    amp = respiration.amplitude(state, fs, fast, np.ones(t.size, bool), 60)
+    assert float(np.nanmax(amp[20:])) < 0.5
 
 
 def test_amplitude_in_chunks_equals_one_shot() -> None:
