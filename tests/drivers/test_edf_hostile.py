@@ -148,7 +148,7 @@ def _fuzz(share: float) -> settings:
 
 
 @_fuzz(0.75)
-@given(header_edits=st.lists(st.tuples(st.integers(0, 767), st.integers(0, 255)), min_size=1,
+@given(header_edits=st.lists(st.tuples(st.integers(0, 1023), st.integers(0, 255)), min_size=1,
                              max_size=8), cut=st.integers(0, 400))
 def test_fuzzed_headers_never_raise_anything_else(
         tmp_path: Path, header_edits: list[tuple[int, int]], cut: int) -> None:
