@@ -1,0 +1,73 @@
+"""Resynchronisation: a device that restarts or jumps its counter starts a new stream, and
+nothing from before the jump (held packets, released holes, taken digests) leaks into it; a
+buffered burst ahead of the arrival horizon but within ``max_gap`` is taken as data."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sleepstream.drivers.sequence import Segment, SequenceState
+
+N = 16
+
+
+def _seg(seq: int, value: float | None = None) -> Segment:
+    data = (np.arange(seq, seq + N) if value is None else np.full(N, value)).astype(np.float32)
+    return Segment(seq, data, np.ones(N, bool))
+
+
+def _jumped() -> SequenceState:
+    """Packets 0..9 with packet 2 lost (a released hole [32, 48)) and packet 11 held, then the
+    counter jumps to 5000 (beyond max_gap): out of window, then continued: a resync."""
+    state = SequenceState(window=1, max_gap=1000, max_behind=1 << 20)
+    for k in (0, 1, 3, 4, 5, 6, 7, 8, 9):
+        state.push(_seg(k * N), now=0.0)
+    assert state.gaps == 1 and (32, 48) in state.recent_gaps
+    state.push(_seg(11 * N), now=0.0)  # held: 10 is missing
+    assert 11 * N in state.pending
+    out, note = state.push(_seg(5000), now=1.0)
+    assert (out, note) == ([], "out_of_window")
+    out, note = state.push(_seg(5016), now=1.0)
+    assert note == "resync" and [s.seq for s in out] == [5000, 5016]
+    assert not any(s.gap for s in out)
+    return state
+
+
+def test_a_resync_starts_a_new_stream() -> None:
+    state = _jumped()
+    assert state.resyncs == 1 and state.out_of_window == 0
+    assert state.next_seq == 5032 and not state.pending and state.held_since is None
+    assert not state.recent_gaps and state.candidate is None
+    assert set(state.taken) == {5000, 5016}
+    out, note = state.push(_seg(5032), now=1.1)
+    assert note is None and [s.seq for s in out] == [5032]
+
+
+def test_after_a_resync_old_packets_are_duplicates_not_late_fills_or_conflicts() -> None:
+    state = _jumped()
+    assert state.push(_seg(32), now=2.0) == ([], "duplicate")  # its hole was forgotten
+    assert state.push(_seg(0, value=7.0), now=2.0) == ([], "duplicate")  # digest forgotten
+    assert (state.late, state.conflicts, state.duplicates) == (0, 0, 2)
+
+
+def test_a_burst_ahead_of_the_horizon_within_max_gap_is_data() -> None:
+    """fs 16: packet 0 at t = 0, then packets at 3200 and 3216 at t = 1 (200 s of samples
+    ahead of the clock, past the 10-s slack): held as a candidate, then taken with one gap."""
+    state = SequenceState(fs=16.0)
+    state.push(_seg(0), now=0.0)
+    assert state.push(_seg(3200), now=1.0) == ([], "out_of_window")
+    out, note = state.push(_seg(3216), now=1.0)
+    assert note is None and state.resyncs == 0
+    assert [(s.seq, s.gap) for s in out] == [(16, True), (3200, False), (3216, False)]
+    assert state.gaps == 1 and state.gap_samples == 3200 - 16
+    assert state.next_seq == 3232 and not state.pending and state.held_since is None
+    assert state.lead == 3232 - 1.0 * 16.0  # re-anchored on the burst's second packet
+
+
+def test_a_candidate_not_continued_is_dropped_and_the_stream_flows_on() -> None:
+    state = SequenceState(window=2, max_gap=1000)
+    state.push(_seg(0), now=0.0)
+    assert state.push(_seg(9000), now=0.1) == ([], "out_of_window")
+    out, note = state.push(_seg(16), now=0.2)
+    assert note is None and [s.seq for s in out] == [16]
+    assert state.out_of_window == 1 and state.resyncs == 0 and state.candidate is None
