@@ -110,7 +110,8 @@ async def close(result: ClusterOutputs) -> None:
 async def _web(state: co.CoordinatorState, result: ClusterOutputs, watch: asyncio.Task[None]
                ) -> AsyncIterator[str | None]:
     parts = result.parts
-    if parts.listen is None or parts.metrics is None or parts.view is None:
+    if (parts.listen is None or parts.metrics is None or parts.view is None
+            or parts.commands is None):
         yield None
         return
     from sleepstream.web import app, server
