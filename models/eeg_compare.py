@@ -86,7 +86,8 @@ def _pick(rec: Recording, modality: str, prefer: Sequence[str] = ()) -> Any:
 
 
 def yasa_stages(rec: Recording, n: int) -> tuple[np.ndarray, str] | None:
-    """YASA's stages on the recording's epoch grid, or None where yasa is not installed."""
+    """YASA's stages on the recording's epoch grid, or None where yasa is not installed or
+    cannot stage the recording."""
     try:
         import mne
         import yasa
@@ -104,7 +105,11 @@ def yasa_stages(rec: Recording, n: int) -> tuple[np.ndarray, str] | None:
     names = [s.spec.name for _, s in chans]
     raw = mne.io.RawArray(data, mne.create_info(names, fs, [k for k, _ in chans]), verbose=False)
     kw = {f"{k}_name": s.spec.name for k, s in chans if k != "eeg"}
-    hyp = yasa.SleepStaging(raw, eeg_name=eeg.spec.name, **kw).predict()
+    try:
+        hyp = yasa.SleepStaging(raw, eeg_name=eeg.spec.name, **kw).predict()
+    except (ValueError, AssertionError) as exc:  # e.g. shorter than YASA's 5 minutes
+        log.warning("YASA could not stage %s: %s", eeg.spec.name, exc)
+        return None
     labels = getattr(hyp, "hypno", hyp)
     out = np.full(n, -1, np.int64)
     for i, v in enumerate(list(labels)[:n]):
