@@ -4,12 +4,15 @@
 ``*.epochs.csv``) or a folder holding several such folders. Per set:
 
 - minute-labelled sets (SpO2 + HR, or HR alone): the per-minute apnea classifier under
-  record-wise 5-fold cross-validation (records, never minutes, are split; the model is refitted on
-  the training records of each fold) -> sensitivity, specificity, accuracy, AUROC; the per-night
-  apnea-minute index (predicted vs labelled apnea minutes per hour, Pearson r) and, with SpO2, the
-  ODI-3 of the streaming desaturation detector against the labelled index (Pearson r) and the
-  plain ODI-3 per-minute rule as a baseline;
-- epoch-labelled sets (slpdb: respiratory events per 30-s epoch, HR only): the shipped HR model
+  record-wise 5-fold cross-validation (records, never minutes, are split; the model, gradient-
+  boosted trees or with ``--model logistic`` the earlier logistic regression, is refitted on the
+  training records of each fold; features as the live engine computes them, causally, each
+  minute scored ``DELAY_S`` after it ends) -> sensitivity, specificity, accuracy, AUROC; the
+  per-night apnea-minute index (predicted vs labelled apnea minutes per hour, Pearson r) and,
+  with SpO2, the ODI-3 of the streaming desaturation detector against the labelled index
+  (Pearson r) and the plain ODI-3 per-minute rule as a baseline;
+- epoch-labelled sets with respiratory events (slpdb: per 30-s epoch, HR only; sets whose epoch
+  labels carry no ``events`` column, such as stage-only sets, are skipped): the shipped HR model
   (never trained on this set) -> per-epoch figures and the per-record correlation with the scored
   event rate;
 - ``--latency N``: N nights replayed second by second through ``AlertEngine``; latency = emission
@@ -50,18 +53,41 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, type=Path, help="folder of labelled recordings")
     p.add_argument("--json", action="store_true", help="end with one JSON line of figures")
     p.add_argument("--fit", action="store_true", help="refit and write the shipped models")
+    p.add_argument("--model", choices=("boosted", "logistic"), default="boosted",
+                   help="model kind to cross-validate and fit (default boosted)")
     p.add_argument("--latency", type=int, default=2, metavar="N",
                    help="nights to replay for alert latency (0: skip; default 2)")
 
 
+def _labelled(folder: Path) -> bool:
+    """Minute labels, or epoch labels that score respiratory events (an ``events`` column)."""
+    if list(folder.glob("*.minutes.csv")):
+        return True
+    epochs = sorted(folder.glob("*.epochs.csv"))
+    return bool(epochs) and "events" in epochs[0].open().readline().strip().split(",")
+
+
 def _sets(root: Path) -> list[Path]:
-    if list(root.glob("*.minutes.csv")) or list(root.glob("*.epochs.csv")):
+    if _labelled(root):
         return [root]
-    found = sorted(p for p in root.iterdir() if p.is_dir() and (
-        list(p.glob("*.minutes.csv")) or list(p.glob("*.epochs.csv"))))
+    found = sorted(p for p in root.iterdir() if p.is_dir() and _labelled(p))
     if not found:
-        raise RecordingError(f"{root}: no *.minutes.csv or *.epochs.csv labels; pass a data folder")
+        raise RecordingError(f"{root}: no *.minutes.csv or respiratory *.epochs.csv labels; "
+                             "pass a data folder")
     return found
+
+
+def fit_model(x: FloatArray, y: np.ndarray, names: tuple[str, ...], kind: str) -> am.Model:
+    """One apnea-minute model on training minutes: boosted trees (scikit-learn, exported to
+    arrays) or logistic regression."""
+    if kind == "logistic":
+        return am.fit_logistic(x, y, names)
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    clf = HistGradientBoostingClassifier(
+        max_iter=300, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=40,
+        l2_regularization=1.0, early_stopping=False, random_state=SEED).fit(x, y)
+    return am.BoostedTrees.from_sklearn(clf, names)
 
 
 def _series(path: Path) -> tuple[FloatArray | None, FloatArray]:
@@ -134,16 +160,19 @@ def _odi3_minutes(spo2: FloatArray, n: int) -> tuple[FloatArray, float]:
     return (hi - lo).astype(np.float64), sp.odi(st, 3) or 0.0
 
 
-def evaluate_minutes(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def evaluate_minutes(folder: Path, kind: str = "boosted"
+                     ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Record-wise CV on a minute-labelled set; returns (figures, fitted model JSON)."""
     recs = sorted(folder.glob("*.minutes.csv"))
     xs, ys, oks, odis, odi_min = [], [], [], [], []
-    with_spo2 = True
+    nights = []
     for lab_path in recs:
         labels = np.loadtxt(lab_path, delimiter=",", skiprows=1, ndmin=2)[:, 1].astype(bool)
-        spo2, hr = _series(lab_path.with_name(lab_path.name.replace(".minutes.csv", ".edf")))
-        with_spo2 = with_spo2 and spo2 is not None
-        x, ok = _features(spo2, hr, labels.size)
+        nights.append((_series(lab_path.with_name(lab_path.name.replace(".minutes.csv", ".edf"))),
+                       labels))
+    with_spo2 = all(spo2 is not None for (spo2, _), _ in nights)
+    for (spo2, hr), labels in nights:  # a set with SpO2 in only some records: HR alone
+        x, ok = _features(spo2 if with_spo2 else None, hr, labels.size)
         xs.append(x)
         ys.append(labels)
         oks.append(ok)
@@ -153,21 +182,20 @@ def evaluate_minutes(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             odis.append(night)
     key = "spo2_hr" if with_spo2 else "hr"
     names = am.feature_names(with_spo2)
-    if not with_spo2:  # a set with SpO2 in only some records is scored on HR alone
-        xs = [x[:, -2 * len(am.HR_FEATURES) :] for x in xs] if xs[0].shape[1] != len(names) else xs
     rng = np.random.default_rng(SEED)
     fold_of = np.empty(len(recs), dtype=np.int64)
     fold_of[rng.permutation(len(recs))] = np.arange(len(recs)) % FOLDS
     probs: list[np.ndarray] = [np.zeros(0)] * len(recs)
     for k in range(FOLDS):
         train = [i for i in range(len(recs)) if fold_of[i] != k]
-        model = am.fit_logistic(np.concatenate([xs[i] for i in train]),
-                                np.concatenate([ys[i] for i in train]), names)
+        model = fit_model(np.concatenate([xs[i] for i in train]),
+                          np.concatenate([ys[i] for i in train]), names, kind)
         for i in np.flatnonzero(fold_of == k).tolist():
             probs[i] = np.where(oks[i], model.predict(xs[i]), 0.0)
     y, p = np.concatenate(ys), np.concatenate(probs)
     fig: dict[str, Any] = {"records": len(recs), "minutes": int(y.size), "model": key,
-                           "cv": f"record-wise {FOLDS}-fold", "delay_s": am.DELAY_S}
+                           "kind": kind, "cv": f"record-wise {FOLDS}-fold",
+                           "delay_s": am.DELAY_S}
     fig.update(binary(y, p >= 0.5, p))
     fig["abstained_minutes"] = int(np.logical_not(np.concatenate(oks)).sum())
     per_rec = [auroc(ys[i], probs[i]) for i in range(len(recs))]
@@ -182,7 +210,7 @@ def evaluate_minutes(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         fig["odi3_pearson_r"] = _pearson(odis, lab_idx)
         score = np.concatenate(odi_min)
         fig["odi3_rule"] = binary(y, score > 0, score)
-    final = am.fit_logistic(np.concatenate(xs), np.concatenate(ys), names)
+    final = fit_model(np.concatenate(xs), np.concatenate(ys), names, kind)
     return fig, {key: final.to_json()}
 
 
@@ -196,7 +224,7 @@ def _epoch_labels(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(onsets), np.asarray(events, dtype=bool)
 
 
-def evaluate_epochs(folder: Path, model: am.LogisticModel) -> dict[str, Any]:
+def evaluate_epochs(folder: Path, model: am.Model) -> dict[str, Any]:
     """Per-epoch respiratory-event detection from HR with the shipped HR model."""
     ys, ps, rates, est = [], [], [], []
     for lab_path in sorted(folder.glob("*.epochs.csv")):
@@ -212,7 +240,8 @@ def evaluate_epochs(folder: Path, model: am.LogisticModel) -> dict[str, Any]:
         rates.append(events.sum() / hours)
         est.append(60.0 * float((prob >= model.threshold).mean()))
     y, p = np.concatenate(ys), np.concatenate(ps)
-    fig: dict[str, Any] = {"records": len(ys), "epochs": int(y.size), "model": "hr (shipped)"}
+    fig: dict[str, Any] = {"records": len(ys), "epochs": int(y.size),
+                           "model": "hr (fitted on the minute-labelled sets, never on this one)"}
     fig.update(binary(y, p >= model.threshold, p))
     fig["event_rate_pearson_r"] = _pearson(est, rates)
     return fig
@@ -303,15 +332,17 @@ def main(args: argparse.Namespace) -> int:
     shipped: dict[str, Any] = {}
     for folder in _sets(args.data):
         if list(folder.glob("*.minutes.csv")):
-            fig, model = evaluate_minutes(folder)
+            fig, model = evaluate_minutes(folder, args.model)
             shipped.update(model)
             goals = GOALS["oximetry" if fig["model"] == "spo2_hr" else "hr"]
             fig.update({f"goal_{k}": v for k, v in goals.items()})
             if args.latency and fig["model"] == "spo2_hr":
                 fig["latency"] = latency(folder, args.latency)
         else:
-            models = am.load_models()
-            fig = evaluate_epochs(folder, models["hr"])
+            # the HR model just fitted on the minute-labelled sets, else the shipped one
+            hr = shipped.get("hr")
+            model = am.model_from_json(hr) if hr is not None else am.load_models()["hr"]
+            fig = evaluate_epochs(folder, model)
         figures[folder.name] = fig
         print(f"{folder.name}: " + ", ".join(
             f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in fig.items()))
@@ -319,9 +350,10 @@ def main(args: argparse.Namespace) -> int:
         path = am.MODEL_PATH
         old = json.loads(path.read_text()) if path.exists() else {"models": {}}
         old["models"].update(shipped)
-        old["note"] = (f"logistic models fitted on all records; features per minute at "
-                       f"60 (m + 1) + {am.DELAY_S} s; see apnea_minutes.py")
-        path.write_text(json.dumps(old, indent=1) + "\n")
+        old["note"] = (f"{args.model} models fitted on all records of each set (scikit-learn "
+                       f"HistGradientBoosting exported to arrays for boosted); features per "
+                       f"minute at 60 (m + 1) + {am.DELAY_S} s; see apnea_minutes.py")
+        path.write_text(json.dumps(old, separators=(",", ":")) + "\n")  # compact: tree arrays
         print(f"wrote {path.name}: {sorted(shipped)}")
     if len(figures) == 1:  # one set: its figures at the top level
         figures = next(iter(figures.values()))
