@@ -247,6 +247,7 @@ class BedState:
         for p in self.processors:
             events.extend(_as_event(x) for x in p.process(block))
         self.t_done = t_end
+        events.sort(key=event_time)  # stable: one alarm's transitions keep their order
         return events
 
     def _channel_block(
@@ -302,6 +303,14 @@ class BedState:
             }
             for name, ch in self.channels.items()
         }
+
+
+def event_time(event: Event) -> float:
+    """The engine time an event speaks at: a stage at its epoch's end, the rest at ``t``."""
+    if event.get("type") == "stage":
+        return float(event["epoch_start"]) + float(event["epoch_s"])
+    t = event.get("t")
+    return math.inf if t is None else float(t)
 
 
 def _as_event(x: Alert | StageEstimate | Event) -> Event:

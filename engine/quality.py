@@ -73,16 +73,17 @@ CONDITIONS: dict[str, ConditionSpec] = {
     "signal_gap": ConditionSpec("signal_gap", Priority.LOW, 2.0, 2.0, "no samples from {ch}"),
     "nan": ConditionSpec("nan", Priority.LOW, 2.0, 2.0, "{ch} sends NaN values"),
     "probe_off": ConditionSpec(
-        "probe_off", Priority.MEDIUM, 10.0, 5.0, "SpO2 probe off or no reading on {ch}"
+        "probe_off", Priority.MEDIUM, 10.0, 5.0, "{ch} reads 0 %: check the sensor on the finger"
     ),
     "no_reading": ConditionSpec(
-        "no_reading", Priority.MEDIUM, 10.0, 5.0, "no heart rate reading on {ch} (sensor off?)"
+        "no_reading", Priority.MEDIUM, 10.0, 5.0, "{ch} reports no beat (sensor or leads off?)"
     ),
     "out_of_range": ConditionSpec(
-        "out_of_range", Priority.LOW, 10.0, 5.0, "{ch} outside its plausible range"
+        "out_of_range", Priority.LOW, 10.0, 5.0, "{ch} reads values no body produces"
     ),
-    "clipping": ConditionSpec("clipping", Priority.LOW, 1.0, 2.0, "{ch} clips at its limits"),
-    "flatline": ConditionSpec("flatline", Priority.MEDIUM, 0.0, 2.0, "{ch} is flat (leads off?)"),
+    "clipping": ConditionSpec("clipping", Priority.LOW, 1.0, 2.0, "{ch} sits at its range limits"),
+    "flatline": ConditionSpec(
+        "flatline", Priority.MEDIUM, 0.0, 2.0, "{ch} does not move (leads off?)"),
     "implausible_amplitude": ConditionSpec(
         "implausible_amplitude", Priority.MEDIUM, 10.0, 5.0,
         "{ch}: its amplitude cannot be real in {unit} (wrong unit or scale?)"),

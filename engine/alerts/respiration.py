@@ -65,9 +65,9 @@ def new_state(bed: str, config: AlertConfig, channel: str) -> RespState:
         apnea=new_condition(bed, "apnea", config.apnea, channels=ch,
                             escalate_after_s=config.escalate_after_s,
                             lookback_s=float(ENVELOPE_S - 1),
-                            message="apnea: airflow down >= 90 % from baseline"),
+                            message="airflow down >= 90 % from baseline"),
         hypopnea=new_condition(bed, "hypopnea", config.hypopnea, channels=ch,
-                               message="hypopnea: airflow down >= 30 % with desaturation"),
+                               message="airflow down >= 30 % with desaturation"),
         desat_window_s=config.hypopnea_desat_window_s,
     )
 
