@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import msgpack
 import numpy as np
 import pytest
@@ -45,3 +47,19 @@ def test_sample_cap_is_inclusive(as_list: bool) -> None:
             if not as_list:
                 assert err.value.reason == "too_many_samples"
                 assert "101 samples exceed the cap of 100" in str(err.value)
+
+
+def test_as_list_encodes_a_list_of_floats() -> None:
+    payload = encode_packet(seq=0, t0=0.0, fs=1.0, unit="", samples=np.array([1.5, 2.0]),
+                            as_list=True)
+    assert msgpack.unpackb(payload, raw=False)["samples"] == [1.5, 2.0]
+
+
+def test_a_value_beyond_float32_is_non_finite_without_a_warning() -> None:
+    payload = msgpack.packb({"v": 1, "seq": 0, "t0": 0, "fs": 1, "unit": "",
+                             "samples": [1.0, 1e300]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the float32 overflow is expected, not warned about
+        with pytest.raises(PayloadError) as err:
+            decode_packet(payload)
+    assert err.value.reason == "non_finite"

@@ -151,6 +151,7 @@ def test_a_good_stretch_shorter_than_the_hold_does_not_end_the_alarm(case: Case)
     (SPO2, 50.0, True), (SPO2, 49.9, False), (SPO2, 100.5, True), (SPO2, 100.6, False),
     (HR, 20.0, True), (HR, 19.9, False), (HR, 250.0, True), (HR, 250.1, False),
     (SPO2, 0.5, False), (HR, 0.5, False),  # a zero reading (<= 0.5) is no reading
+    (SPO2, 1.0, False), (HR, 1.0, False),  # above 0.5: out of range, not a zero reading
 ])
 def test_plausible_range_is_inclusive_at_its_limits(spec: ChannelSpec, value: float,
                                                     valid: bool) -> None:
@@ -199,3 +200,15 @@ def test_clipping_needs_a_run_at_the_rail() -> None:
         state = quality.new_state(spec, "b1")
         r = quality.step(state, "b1", 0.0, x, np.ones(x.size, bool))
         assert ("clipping" in r.bad_counts) is clipped
+
+
+def test_a_sample_the_driver_flagged_counts_only_as_a_gap() -> None:
+    """A gap's samples carry whatever the driver left (0 here): they are signal_gap samples,
+    never also out of range, a zero reading or a flatline."""
+    x, v = _signal(SPO2, 30.0)
+    x[100:150] = 0.0
+    v[100:150] = False
+    state = quality.new_state(SPO2, "b1")
+    r = quality.step(state, "b1", 0.0, x, v)
+    assert dict(r.bad_counts) == {"signal_gap": 50}
+    assert {a.code for a in r.alerts} == {"signal_gap"}
