@@ -160,16 +160,17 @@ def _odi3_minutes(spo2: FloatArray, n: int) -> tuple[FloatArray, float]:
     return (hi - lo).astype(np.float64), sp.odi(st, 3) or 0.0
 
 
+def _minute_labels(path: Path) -> np.ndarray:
+    return np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)[:, 1].astype(bool)
+
+
 def evaluate_minutes(folder: Path, kind: str = "boosted"
                      ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Record-wise CV on a minute-labelled set; returns (figures, fitted model JSON)."""
     recs = sorted(folder.glob("*.minutes.csv"))
     xs, ys, oks, odis, odi_min = [], [], [], [], []
-    nights = []
-    for lab_path in recs:
-        labels = np.loadtxt(lab_path, delimiter=",", skiprows=1, ndmin=2)[:, 1].astype(bool)
-        nights.append((_series(lab_path.with_name(lab_path.name.replace(".minutes.csv", ".edf"))),
-                       labels))
+    nights = [(_series(p.with_name(p.name.replace(".minutes.csv", ".edf"))), _minute_labels(p))
+              for p in recs]
     with_spo2 = all(spo2 is not None for (spo2, _), _ in nights)
     for (spo2, hr), labels in nights:  # a set with SpO2 in only some records: HR alone
         x, ok = _features(spo2 if with_spo2 else None, hr, labels.size)
