@@ -5,6 +5,7 @@ buffered burst ahead of the arrival horizon but within ``max_gap`` is taken as d
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from sleepstream.drivers.sequence import Segment, SequenceState
 
@@ -71,3 +72,38 @@ def test_a_candidate_not_continued_is_dropped_and_the_stream_flows_on() -> None:
     out, note = state.push(_seg(16), now=0.2)
     assert note is None and [s.seq for s in out] == [16]
     assert state.out_of_window == 1 and state.resyncs == 0 and state.candidate is None
+
+
+def test_counters_count_every_event() -> None:
+    state = SequenceState(window=4, max_gap=1000)
+    state.push(_seg(0), now=0.0)
+    for far in (9000, 9500):  # two candidates, neither continued
+        assert state.push(_seg(far), now=0.1) == ([], "out_of_window")
+    state.push(_seg(16), now=0.2)
+    assert state.out_of_window == 2
+    for k in (3, 5):  # two holes, then both filled out of order
+        state.push(_seg(k * N), now=0.3)
+    for k in (2, 4):
+        _, note = state.push(_seg(k * N), now=0.4)
+        assert note == "reordered"
+    assert state.reordered == 2 and state.next_seq == 6 * N
+    _, note = state.push(_seg(6 * N), now=0.5)
+    assert note is None and state.reordered == 2
+
+
+@pytest.mark.parametrize(("behind", "note"), [(80, "duplicate"), (81, "out_of_window")])
+def test_with_a_rate_the_past_window_is_max_behind_s(behind: int, note: str) -> None:
+    """fs 16 and max_behind_s 5: a packet ending 80 samples before the next expected one is
+    still in the window (a duplicate), one ending 81 before is a restart candidate."""
+    state = SequenceState(fs=16.0)
+    for k in range(10):
+        state.push(_seg(k * N), now=k * 1.0)
+    end = state.next_seq - behind
+    assert state.push(_seg(end - N), now=10.0)[1] == note
+
+
+def test_a_rate_of_one_sample_per_second_still_limits_the_past_window() -> None:
+    state = SequenceState(fs=1.0, max_behind_s=5.0)
+    for k in range(10):
+        state.push(_seg(k * N), now=k * 16.0)
+    assert state.push(_seg(state.next_seq - 6 - N), now=160.0)[1] == "out_of_window"
