@@ -86,13 +86,40 @@ def fit_head(x: FloatArray, y: np.ndarray, head: str, members: int = MEMBERS) ->
     return MlpHead(cols, mean, scale, weights, biases, 1.0)
 
 
+EXCERPT_EPOCHS = 60  # held-out excerpts: 30 min from a random point of the sleep period
+
+
+def mid_sleep_start(night: Night, rng: np.random.Generator) -> int:
+    """A random epoch in the first 60 % of the sleep period (first to last sleep epoch)."""
+    sleep = np.flatnonzero(night.stages != 0)
+    if not len(sleep):
+        return 0
+    return int(rng.integers(sleep[0], sleep[0] + max(1, int(0.6 * (sleep[-1] - sleep[0])))))
+
+
+def training_streams(
+    nights: list[Night], prior: NormPrior, derivations: tuple[str, ...] = DERIVATIONS
+) -> tuple[FloatArray, np.ndarray]:
+    """Model inputs and labels of every night and derivation from its start, plus one stream
+    per night and derivation that starts mid-sleep (seeded): a bed's normalisation then starts
+    without the night's opening wake, as for a recording that begins asleep."""
+    rng = np.random.default_rng(0)
+    xs: list[FloatArray] = []
+    ys: list[np.ndarray] = []
+    for n in nights:
+        b = bases(n)
+        for d in derivations:
+            r = mid_sleep_start(n, rng)
+            xs += [night_features(b[d], prior), night_features(b[d][r:], prior)]
+            ys += [n.stages, n.stages[r:]]
+    return np.concatenate(xs), np.concatenate(ys)
+
+
 def train(
     nights: list[Night], heads: tuple[str, ...] = HEADS
 ) -> tuple[NormPrior, dict[str, MlpHead]]:
     prior = fit_prior(nights)
-    feats = [features(n, prior) for n in nights]
-    x = np.concatenate([f[d] for f in feats for d in DERIVATIONS])
-    y = np.concatenate([n.stages for n in nights for _ in DERIVATIONS])
+    x, y = training_streams(nights, prior)
     return prior, {h: fit_head(x, y, h) for h in heads}
 
 
@@ -103,6 +130,8 @@ class HeldOut:
     logits: dict[str, list[dict[str, FloatArray]]]  # head -> per night {derivation: (n, 5)}
     labels: list[np.ndarray]
     folds: list[int]
+    excerpts: dict[str, list[dict[str, FloatArray]]]  # the same on a 30-min mid-sleep excerpt
+    excerpt_labels: list[np.ndarray]
 
 
 def subject_folds(nights: list[Night], k: int) -> list[int]:
@@ -112,18 +141,28 @@ def subject_folds(nights: list[Night], k: int) -> list[int]:
 
 
 def cross_validate(nights: list[Night], k: int, heads: tuple[str, ...] = HEADS) -> HeldOut:
+    """Held-out logits of whole nights and of one 30-min excerpt per night from mid-sleep
+    (features computed from the excerpt's first epoch on, as for a recording starting there)."""
     folds = subject_folds(nights, k)
     logits: dict[str, list[dict[str, FloatArray]]] = {h: [{} for _ in nights] for h in heads}
+    parts: dict[str, list[dict[str, FloatArray]]] = {h: [{} for _ in nights] for h in heads}
+    rng = np.random.default_rng(123)
+    cuts = [mid_sleep_start(n, rng) for n in nights]
     for f in range(k):
         train_n = [n for n, g in zip(nights, folds, strict=True) if g != f]
         prior, models = train(train_n, heads)
         for i, (n, g) in enumerate(zip(nights, folds, strict=True)):
-            if g == f:
-                feats = features(n, prior)
-                for h in heads:
-                    logits[h][i] = {d: models[h].logits(x) for d, x in feats.items()}
+            if g != f:
+                continue
+            feats = features(n, prior)
+            part = {d: night_features(b[cuts[i]:cuts[i] + EXCERPT_EPOCHS], prior)
+                    for d, b in bases(n).items()}
+            for h in heads:
+                logits[h][i] = {d: models[h].logits(x) for d, x in feats.items()}
+                parts[h][i] = {d: models[h].logits(x) for d, x in part.items()}
         log.info("fold %d of %d done", f + 1, k)
-    return HeldOut(logits, [n.stages for n in nights], folds)
+    return HeldOut(logits, [n.stages for n in nights], folds, parts,
+                   [n.stages[c:c + EXCERPT_EPOCHS] for n, c in zip(nights, cuts, strict=True)])
 
 
 def cross_montage(nights: list[Night], k: int) -> dict[str, dict[str, np.ndarray]]:
@@ -139,8 +178,8 @@ def cross_montage(nights: list[Night], k: int) -> dict[str, dict[str, np.ndarray
             train_n = [n for n, g in zip(nights, folds, strict=True) if g != f]
             b = np.concatenate([bases(n)[src] for n in train_n])
             prior = NormPrior(np.nanmean(b, axis=0), np.nanstd(b, axis=0), PRIOR_EPOCHS)
-            x = np.concatenate([features(n, prior)[src] for n in train_n])
-            head = fit_head(x, np.concatenate([n.stages for n in train_n]), "full")
+            x, y = training_streams(train_n, prior, (src,))
+            head = fit_head(x, y, "full")
             for n, g in zip(nights, folds, strict=True):
                 if g == f:
                     feats = features(n, prior)

@@ -31,7 +31,7 @@ SERVING_FILE = "step_serving.onnx"
 RUNTIME_VERSION = 1
 SHIPPED_MODEL = "sleepstream-v2"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "checkpoints" / SHIPPED_MODEL
-SHIPPED_MODEL_SHA256 = "9f4109d75279f7014bf8d7cebfcb4308b9c40e1797a0ada93b48e4014dc9467d"
+SHIPPED_MODEL_SHA256 = "80706016aae864c59d742708d3e13abad2464e8852369beb0d1e66db8066fbcf"
 SPECTRAL_MANIFEST = "spectral.json"  # the EEG spectral model (engine.inference.spectral_model)
 MANIFESTS = (RUNTIME_MANIFEST, SPECTRAL_MANIFEST, SERVING_MANIFEST)  # what model_sha256 covers
 

@@ -11,7 +11,9 @@ bed's channels), for EEG at >= 100 Hz (``full``) and without the gamma band
 (``no_gamma``, EEG sampled below 100 Hz). Calibration: a temperature per head fitted on the
 held-out logits, the expected calibration error (ECE) before and after (the ECE after is
 measured fold-wise: temperature fitted on the other folds), for one channel in each class set
-and for two channels combined as live. ``--cross-montage`` adds the montage transfer: the
+and for two channels combined as live. Also scored: one 30-min excerpt per held-out night
+from a random point of its sleep period, staged as a recording that starts there (the bed's
+normalisation without the night's opening wake). ``--cross-montage`` adds the montage transfer: the
 ``full`` head fitted (prior included) on one derivation of the training folds, scored on each
 derivation of the held-out nights. ``--save DIR`` then fits on every
 night and writes ``spectral.npz`` + ``spectral.json`` (validity table from these figures).
@@ -165,6 +167,17 @@ def _print(head: str, f: dict[str, Any]) -> None:
           f"sleep/wake kappa {f['single_two']['kappa']:.3f}")
 
 
+def _excerpts(held: Any) -> dict[str, Any]:
+    """One channel (both pooled), ``full`` head, on the held-out 30-min mid-sleep excerpts."""
+    z = np.concatenate([v for per in held.excerpts["full"] for v in per.values()])
+    y = np.concatenate([held.excerpt_labels[i] for i, per in enumerate(held.excerpts["full"])
+                        for _ in per])
+    m = _metrics(y, z.argmax(1), STAGES)
+    print(f"[full] 30-min excerpts from mid-sleep, one channel: accuracy {m['accuracy']:.3f}  "
+          f"kappa {m['kappa']:.3f}  macro-F1 {m['macro_f1']:.3f}  ({m['epochs']} epochs)")
+    return {key: m[key] for key in ("accuracy", "kappa", "macro_f1", "epochs")}
+
+
 def _cross_montage(nights: list[Any], k: int) -> dict[str, Any]:
     from sleepstream.models import spectral_train as st
 
@@ -215,6 +228,7 @@ def main(args: argparse.Namespace) -> int:
            "ece_two_channels": figs["full"]["ece_both"],
            "ece_two_channels_no_gamma": figs["no_gamma"]["ece_both"],
            "confusion": both["confusion"], "classes": {k: v["classes"] for k, v in table.items()}}
+    out["excerpt_30min_single"] = _excerpts(held)
     if args.cross_montage:
         out["cross_montage"] = _cross_montage(nights, args.folds)
     print_figures(out, as_json=args.json)
