@@ -27,10 +27,12 @@ the same alarm transitions as a one-shot run.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import numpy.typing as npt
 
 from sleepstream.engine.alerts.condition import (
     ConditionState,
@@ -197,31 +199,39 @@ def amplitude_range(spec: ChannelSpec) -> tuple[float, float] | None:
 
 
 def _implausible(state: ChannelQualityState, x: F32Array) -> BoolArray:
-    """Samples judged by the previous complete segment's amplitude (NaN: not a valid sample)."""
+    """Samples judged by the previous complete segment's amplitude (NaN: not a valid sample).
+    Vectorised over the block: every segment completed here is judged in one call."""
     bounds = amplitude_range(state.spec)
-    out = np.zeros(x.shape[0], dtype=bool)
     if bounds is None:
-        return out
+        return np.zeros(x.shape[0], dtype=bool)
     seg = max(2, round(SEGMENT_S * state.spec.fs))
-    have = sum(a.shape[0] for a in state.segment)
-    i = 0
-    while i < x.shape[0]:
-        take = min(seg - have, x.shape[0] - i)
-        out[i : i + take] = state.implausible
-        state.segment.append(x[i : i + take])
-        i, have = i + take, have + take
-        if have == seg:
-            state.implausible = _judge(np.concatenate(state.segment), bounds)
-            state.segment, have = [], 0
-    return out
+    pending = np.concatenate(state.segment) if state.segment else x[:0]
+    buf = np.concatenate([pending, x]) if pending.size else x
+    k = buf.shape[0] // seg
+    judged = _judge(buf[: k * seg].reshape(k, seg), bounds)  # (k,) one per complete segment
+    before = np.concatenate([[state.implausible], judged])  # segment m is judged by m - 1
+    which = np.arange(pending.shape[0], buf.shape[0]) // seg
+    if k:
+        state.implausible = bool(judged[-1])
+    rest = buf[k * seg:]
+    state.segment = [rest.copy()] if rest.size else []
+    return before[which].astype(bool)
 
 
-def _judge(x: F32Array, bounds: tuple[float, float]) -> bool:
-    good = x[np.isfinite(x)]
-    if good.size < x.size // 2:
-        return False  # mostly gaps: the gap detectors' business
-    mad = float(np.median(np.abs(good - np.median(good))))
-    return mad > 0 and not bounds[0] <= mad <= bounds[1]
+def _judge(rows: F32Array, bounds: tuple[float, float]) -> npt.NDArray[np.bool_]:
+    """Per row (one segment each): its median absolute deviation outside ``bounds``; a row
+    that is mostly gaps is not judged (the gap detectors' business)."""
+    if rows.shape[0] == 0:
+        return np.zeros(0, dtype=bool)
+    finite = np.isfinite(rows)
+    enough = finite.sum(axis=1) >= rows.shape[1] // 2
+    if finite.all():
+        mad = np.median(np.abs(rows - np.median(rows, axis=1, keepdims=True)), axis=1)
+    else:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: not enough anyway
+            mad = np.nanmedian(np.abs(rows - np.nanmedian(rows, axis=1, keepdims=True)), axis=1)
+    return enough & (mad > 0) & ~((mad >= bounds[0]) & (mad <= bounds[1]))
 
 
 def _clipping(state: ChannelQualityState, x: F32Array, ok: BoolArray) -> BoolArray:
