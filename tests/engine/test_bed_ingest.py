@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from sleepstream.engine import ring_buffer as rb
-from sleepstream.engine.bed import BedState
+from sleepstream.engine.alerts.engine import AlertEngine
+from sleepstream.engine.bed import BedState, event_time
 from sleepstream.engine.protocols import Block, SourceEvent
 from sleepstream.engine.types import ChannelSpec, Frame
 
@@ -161,3 +162,79 @@ def test_a_source_fault_naming_no_channel_concerns_every_signal_channel() -> Non
     assert active["code"] == "source_fault" and active["state"] == "active"
     assert sorted(active["channels"]) == ["HR", "SpO2"]
     assert bed.source_event(SourceEvent("stream_lost", ("counter",), 8.0, True, "x")) == []
+
+
+def test_a_bed_that_starts_late_dates_its_blocks_and_model_rows_from_its_start() -> None:
+    bed, rec = _bed(EEG)
+    x = np.random.default_rng(0).normal(0, 20, 1000).astype(np.float32)
+    t = 100.0 + np.arange(1000) / EEG.fs
+    bed.push(Frame(("EEG",), t, x[:, None], np.ones((1000, 1), bool)))
+    assert rec.blocks[0].t_start == 100.0 and rec.blocks[-1].t_end == 104.0
+    native = [b.native["EEG"] for b in rec.blocks]
+    assert native[0].t0 == 100.0 and sum(c.data.shape[0] for c in native) == 1000
+    rows = 0
+    for m in (b.model["EEG"] for b in rec.blocks if "EEG" in b.model):
+        assert m.t0 == pytest.approx(100.0 + rows / 100.0)
+        rows += m.data.shape[0]
+    assert rows > 300
+
+
+def test_holes_and_overlaps_accumulate_in_the_counters() -> None:
+    bed, _ = _bed(SPO2)
+    bed.push(_frame(SPO2, 0.0, 8))
+    bed.push(_frame(SPO2, 3.0, 8))  # 4 samples missing (2..3 s)
+    bed.push(_frame(SPO2, 6.0, 8))  # 4 samples missing again
+    bed.push(_frame(SPO2, 7.0, 4))  # 4 samples of overlap (7..8 s)
+    bed.push(_frame(SPO2, 7.25, 4))  # 3 more
+    bed.push(_frame(SPO2, 7.75, 1))  # a single old sample: nothing left to take
+    c = bed.channels["SpO2"].counters
+    assert (c.filled, c.dropped_overlap) == (8, 8) and bed.channels["SpO2"].ring.written == 33
+
+
+def test_the_live_clock_fills_at_the_channel_s_rate() -> None:
+    bed, rec = _bed(SPO2)
+    bed.push(_frame(SPO2, 0.0, 8))  # 2 s at 4 Hz
+    bed.advance(t_now=7.0, grace_s=2.0)  # closes up to 5 s: 3 s x 4 Hz filled
+    assert bed.channels["SpO2"].counters.filled == 12 and rec.blocks[-1].t_end == 5.0
+
+
+def test_finish_returns_what_processors_and_source_faults_say_at_the_end() -> None:
+    bed = BedState("b1", hop_s=1.0, ring_s=60.0, processors=(AlertEngine("b1"),))
+    bed.add_channels([HR])
+    bed.push(_frame(HR, 0.0, 10, value=70.0))
+    bed.source_event(SourceEvent("stream_lost", ("HR",), 9.0, True, "lost"))
+    out = bed.finish()
+    assert bed.t_done == 10.0
+    kinds = [(e["type"], e.get("code"), e.get("state")) for e in out]
+    assert ("index", None, None) in kinds  # the alert engine's closing index event
+    fault = [e for e in out if e.get("code") == "source_fault"]
+    assert fault and fault[-1]["state"] == "ended" and fault[-1]["end"] == 10.0
+    assert all(e["t"] == 10.0 for e in fault)
+
+
+def test_finishing_on_a_hop_boundary_processes_no_empty_block() -> None:
+    bed, rec = _bed(HR)
+    bed.push(_frame(HR, 0.0, 5))
+    n = len(rec.blocks)
+    bed.finish()
+    assert len(rec.blocks) == n and bed.t_done == 5.0
+
+
+def test_events_of_a_block_come_in_time_order() -> None:
+    assert event_time({"type": "stage", "epoch_start": 30.0, "epoch_s": 30.0, "t": 75.0}) == 60.0
+    assert event_time({"type": "alert", "t": 12.5}) == 12.5
+    assert event_time({"type": "status"}) == float("inf")
+    assert event_time({"type": "stage", "epoch_start": 0, "epoch_s": 30}) == 30.0
+
+    class Late:
+        def process(self, block: Block) -> Sequence[object]:
+            return [{"type": "x", "t": block.t_end + 5}, {"type": "x", "t": block.t_start},
+                    {"type": "x"}]
+
+        def finish(self, t_end: float) -> Sequence[object]:
+            return []
+
+    bed = BedState("b1", hop_s=1.0, ring_s=60.0, processors=(Late(),))
+    bed.add_channels([HR])
+    out = bed.push(_frame(HR, 0.0, 1))
+    assert [e.get("t") for e in out] == [0.0, 6.0, None]
