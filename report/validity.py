@@ -62,7 +62,8 @@ def validity_table(night: Night) -> pd.DataFrame:
             "claims": CLASS_NAMES.get(str(entry.get("classes")), str(entry.get("classes"))),
             "accuracy": entry.get("accuracy"), "kappa": entry.get("kappa"),
             "majority accuracy": entry.get("majority_accuracy"), "ECE": entry.get("ece"),
-            "measured on": str(entry.get("source", "")),
+            "measured on": "; ".join(str(entry[k]) for k in ("source", "montages")
+                                     if entry.get(k)),
             "input here": "yes" if path in fed else "no",
             "epochs here": epochs.get(path, 0),
         })
