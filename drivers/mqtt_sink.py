@@ -30,9 +30,10 @@ from sleepstream.drivers.mqtt_common import (
 )
 from sleepstream.engine.errors import SinkError, SourceError
 from sleepstream.engine.protocols import Event
+from sleepstream.engine.sinks import SinkFailure
 
 
-class MqttSink:
+class MqttSink(SinkFailure):
     """Publishes engine events: ``<bed>/stage`` and ``<bed>/alert`` at QoS 1, ``<bed>/status``
     retained. The engine's own liveness is ``sleepstream/v1/<site>/engine/<engine_id>/status``
     (retained, ``online`` on connect, ``offline`` on clean close, and the broker's last will
@@ -41,6 +42,8 @@ class MqttSink:
     ``emit`` never blocks the pipeline: events wait in a bounded queue (``max_pending``); when it
     is full the oldest event is dropped and counted (``dropped``). A publisher task sends them,
     reconnecting with capped jittered backoff; events queued during an outage go out afterwards.
+    The first lost event, and a broker that refuses the credentials, make the sink ``failed``
+    (``engine.sinks.SinkFailure``): one ``sink_failed`` technical alarm, and a non-zero exit.
     """
 
     def __init__(
@@ -107,6 +110,9 @@ class MqttSink:
         if self._pending.full():
             self._pending.get_nowait()
             self.dropped += 1
+            if self.failed is None:
+                self._fail(SinkError(f"{self._pending.maxsize} events waiting for the broker, "
+                                     "the oldest dropped"), "MQTT sink")
         self._pending.put_nowait(item)
 
     async def flush(self, timeout_s: float = 5.0) -> None:
@@ -161,7 +167,7 @@ class MqttSink:
                 on_down=lambda _error: self.connected.clear(),
             )
         except SourceError as exc:  # credentials refused: every later emit says so
-            self.error = SinkError(str(exc))
+            self.error = self._fail(SinkError(str(exc)), "MQTT sink")
 
     async def _publish_pending(self, client: aiomqtt.Client) -> None:
         """Announce the engine online, then publish queued events in order; an event whose
