@@ -39,6 +39,9 @@ from sleepstream.engine.protocols import (
 from sleepstream.engine.types import AlertKind, Command, Frame, Priority
 
 log = logging.getLogger(__name__)
+# Commands come from operators' clients (MQTT acks): untrusted, so their lines go to the logger
+# whose rate limit (one line per template a minute, process-wide) the MQTT drivers install.
+untrusted_log = logging.getLogger("sleepstream.drivers.untrusted")
 
 
 class _Signal:
@@ -189,7 +192,8 @@ class Engine:
             bed = by_id.get(cmd.bed)
             if bed is None or bed.queue is None:
                 self.commands_unroutable += 1
-                log.warning("command %s for unknown or stopped bed %r dropped", cmd.kind, cmd.bed)
+                untrusted_log.warning("command %s for unknown or stopped bed %r dropped",
+                                      cmd.kind, cmd.bed)
                 continue
             await bed.queue.put(cmd)
 
