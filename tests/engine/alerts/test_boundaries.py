@@ -301,3 +301,16 @@ def test_af_turning_point_ranges(fast_from: int, alarms: int, ends: bool) -> Non
     transitions = _alarms(seen, "af")
     assert len([a for _, a in transitions if a.state == AlertState.ACTIVE]) == alarms
     assert any(a.state == AlertState.ENDED for _, a in transitions) is ends
+
+
+def test_a_second_hypoxemia_episode_counts_its_delay_from_zero() -> None:
+    """After an alarm ended (60 s back above the limit), a new dip of 29 s does not alarm and
+    one of 30 s does, at its own 30th second: nothing of the first episode carries over."""
+    for seconds, fires in ((29, False), (30, True)):
+        seen = _spo2((95.0, 60), (89.0, 30), (95.0, 70), (89.0, seconds), (95.0, 70))
+        active = [(t, a) for t, a in _alarms(seen, "hypoxemia90")
+                  if a.state == AlertState.ACTIVE and a.end is None]
+        assert len(active) == 1 + int(fires)
+        if fires:
+            t, a = active[1]
+            assert a.onset == 160.0 and t == 190.0 == a.emitted_at
