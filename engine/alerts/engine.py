@@ -49,7 +49,7 @@ class AlertEngine:
         bed: str,
         config: AlertConfig = DEFAULT,
         *,
-        models: dict[str, am.LogisticModel] | None = None,
+        models: dict[str, am.Model] | None = None,
     ) -> None:
         self.bed = bed
         self.config = config

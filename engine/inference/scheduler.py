@@ -375,9 +375,9 @@ class StepScheduler:
         if len(resets):
             self.backend.reset(resets)
         if len(swaps[0]):
-            self.backend.swap_slots(*swaps)
+            self.backend.swap_slots(*swaps)  # type: ignore[attr-defined]  # layout checked it
         if self.layout == "masked" and not is_run(batch.slots):
-            out = self.backend.step_span(batch)
+            out = self.backend.step_span(batch)  # type: ignore[attr-defined]
         else:
             out = self.backend.step(batch)
         return out, time.perf_counter() - t0

@@ -357,8 +357,8 @@ def main(args: argparse.Namespace) -> int:
         else:
             # the HR model just fitted on the minute-labelled sets, else the shipped one
             hr = shipped.get("hr")
-            model = am.model_from_json(hr) if hr is not None else am.load_models()["hr"]
-            fig = evaluate_epochs(folder, model)
+            hr_model = am.model_from_json(hr) if hr is not None else am.load_models()["hr"]
+            fig = evaluate_epochs(folder, hr_model)
         figures[folder.name] = fig
         print(f"{folder.name}: " + ", ".join(
             f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in fig.items()))

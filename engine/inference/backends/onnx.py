@@ -136,7 +136,8 @@ class OnnxRingBackend:
     def swap_slots(self, a: npt.NDArray[np.int64], b: npt.NDArray[np.int64]) -> None:
         """Exchange the whole state (cache, position, embedding) of slots ``a[i]`` and ``b[i]``."""
         src, dst = np.concatenate([b, a]), np.concatenate([a, b])
-        for x in (*self.k, *self.v, self.pos, self.prev_h):
+        arrays: list[np.ndarray] = [*self.k, *self.v, self.pos, self.prev_h]
+        for x in arrays:
             x[dst] = x[src]  # the right side is gathered (copied) first
 
     def step_chunk(self, slot: int, codes: np.ndarray, presence: np.ndarray) -> StepOutput:
