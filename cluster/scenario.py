@@ -44,11 +44,12 @@ def pick_beds(shards: list[str], n: int, prefix: str = "bed") -> list[str]:
     return beds
 
 
-def wearable_config(folder: Path, port: int, beds: list[str], site: str) -> Config:
+def wearable_config(folder: Path, port: int, beds: list[str], site: str, *,
+                    checkpoint: str = "none") -> Config:
     folder.mkdir(parents=True, exist_ok=True)
     raw = {
         "mqtt": {"port": port, "client_id": f"engine-{site}"},
-        "model": {"checkpoint": "none"},
+        "model": {"checkpoint": checkpoint},
         "beds": [{"id": b, "site": site, "sources": [
             {"kind": "mqtt", "lost_after_s": 30.0, "channels": WEARABLE_CHANNELS}]}
             for b in beds],
@@ -87,16 +88,19 @@ class FailoverResult:
 
 async def failover(cluster: Any, port: int, folder: Path, *, n_beds: int = 6,
                    duration_s: float = 40.0, speed: float = 4.0, kill_after_s: float = 3.0,
-                   heartbeat_s: float = 0.25, dead_after_s: float = 2.0) -> FailoverResult:
+                   heartbeat_s: float = 0.25, dead_after_s: float = 2.0,
+                   checkpoint: str = "none") -> FailoverResult:
     """Add a node to ``cluster`` (a ``ray.cluster_utils.Cluster``), shard wearable beds over
-    all alive nodes, remove that node mid-run, and measure the moved beds."""
+    all alive nodes, remove that node mid-run, and measure the moved beds (``checkpoint``: the
+    model the beds stage with, none by default)."""
     node = cluster.add_node(num_cpus=1)  # Ray sets signal handlers: main thread only
     cluster.wait_for_nodes()
     nodes = co.alive_nodes()
     victim = co.shard_name(node.node_id)
     site = f"site-{uuid.uuid4().hex[:8]}"
     beds = pick_beds([co.shard_name(n) for n in nodes], n_beds, prefix=site)
-    state = co.CoordinatorState(wearable_config(folder, port, beds, site), live=True)
+    state = co.CoordinatorState(wearable_config(folder, port, beds, site,
+                                                checkpoint=checkpoint), live=True)
     await asyncio.to_thread(co.start_shards, state, nodes)
     moves: list[tuple[float, co.Move]] = []
     watch = asyncio.create_task(co.watch(state, heartbeat_s=heartbeat_s,

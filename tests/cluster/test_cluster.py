@@ -75,8 +75,8 @@ async def test_sharded_replay_gives_the_same_events_as_one_process(
 
 async def test_a_lost_node_moves_only_its_beds_with_one_interruption_alarm(
         cluster: Cluster, mosquitto: Mosquitto, tmp_path: Path) -> None:
-    r = await scenario.failover(cluster, mosquitto.port, tmp_path, n_beds=6, duration_s=32.0,
-                                speed=4.0, kill_after_s=3.0)
+    r = await scenario.failover(cluster, mosquitto.port, tmp_path, n_beds=6, duration_s=100.0,
+                                speed=4.0, kill_after_s=3.0, checkpoint="default")
     ring = co.HashRing((*(co.shard_name(n) for n in co.alive_nodes()), r.victim))
     owned = {b for b, s in ring.assign(r.beds).items() if s == r.victim}
     assert owned and set(r.moved) == owned  # exactly the lost shard's beds moved
@@ -93,6 +93,10 @@ async def test_a_lost_node_moves_only_its_beds_with_one_interruption_alarm(
         rate = 77 * 4.0  # samples per wall second: 2 x 1 Hz + 3 x 25 Hz channels at speed 4
         assert 0 <= r.lost[bed] <= (r.resume_s[bed] + 1.0) * rate  # only the gap was lost
         assert r.lost[bed] < r.sent[bed] / 2  # the bed kept going after the move
+        moved_to = sorted(tmp_path.glob(f"events.{r.moved[bed]}.g[1-9]*.jsonl"))
+        staged = [e for f in moved_to for e in map(json.loads, f.read_text().splitlines())
+                  if e["type"] == "stage" and e["bed"] == bed]
+        assert staged, bed  # staging resumed on the new shard
 
 
 def test_each_shard_config_holds_only_its_beds_topics(tmp_path: Path) -> None:
