@@ -19,7 +19,7 @@ from sleepstream.drivers.mqtt_common import BrokerSettings, keep_connected
 from sleepstream.engine.errors import SourceError
 from sleepstream.engine.types import ChannelSpec
 from sleepstream.simulators.broker import free_port
-from tests.peers import Mosquitto
+from tests.peers import Mosquitto, refusing_broker
 
 
 def test_tls_without_a_ca_file_verifies_with_the_system_store() -> None:
@@ -38,19 +38,8 @@ async def test_tls_never_falls_back_to_clear_text(mosquitto: Mosquitto) -> None:
 
 
 async def test_refused_credentials_end_after_a_bounded_number_of_tries(tmp_path: Path) -> None:
-    passwd = shutil.which("mosquitto_passwd")
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if passwd is None or not Path(binary).exists():
-        pytest.skip("mosquitto and mosquitto_passwd are needed (apt-get install -y mosquitto)")
-    subprocess.run([passwd, "-b", "-c", str(tmp_path / "pw"), "device", "right"], check=True)
-    port = free_port()
-    (tmp_path / "m.conf").write_text(f"listener {port} 127.0.0.1\nallow_anonymous false\n"
-                                     f"password_file {tmp_path / 'pw'}\nlog_dest none\n"
-                                     "user root\n")  # as root it would drop to 'mosquitto'
-
-    proc = subprocess.Popen([binary, "-c", str(tmp_path / "m.conf")])
+    proc, port = refusing_broker(tmp_path)
     try:
-        await asyncio.sleep(0.5)
         broker = BrokerSettings(port=port, username="device", password="wrong",
                                 backoff_initial_s=0.01, backoff_max_s=0.05)
 

@@ -4,21 +4,18 @@ SIGTERM and SIGINT stop it cleanly while it waits for a stream that is not there
 
 from __future__ import annotations
 
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 from sleepstream.engine.app.cli import main as cli_main
-from sleepstream.simulators.broker import free_port
 from tests.drivers.test_edf import _write_edf
 from tests.e2e.harness import ROOT
+from tests.peers import refusing_broker
 
 
 def _write(tmp_path: Path, body: str) -> Path:
@@ -40,30 +37,11 @@ def test_a_sink_that_cannot_write_raises_a_technical_alarm_and_exits_1(
     assert "/dev/full" in line and "No space left" in line
 
 
-def _refusing_broker(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
-    passwd = shutil.which("mosquitto_passwd")
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if passwd is None or not Path(binary).exists():
-        pytest.skip("mosquitto and mosquitto_passwd are needed (apt-get install -y mosquitto)")
-    subprocess.run([passwd, "-b", "-c", str(tmp_path / "pw"), "device", "right"], check=True)
-    port = free_port()
-    (tmp_path / "m.conf").write_text(f"listener {port} 127.0.0.1\nallow_anonymous false\n"
-                                     f"password_file {tmp_path / 'pw'}\nlog_dest none\n"
-                                     "user root\n")
-    proc = subprocess.Popen([binary, "-c", str(tmp_path / "m.conf")])
-    for _ in range(200):  # until it listens
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.05)
-    return proc, port
-
-
 @pytest.mark.parametrize("sinks", ["", '[[sinks]]\nkind = "mqtt"\n'])
 def test_refused_credentials_end_the_run_with_one_line_and_exit_2(
         tmp_path: Path, sinks: str, capsys: pytest.CaptureFixture[str]) -> None:
     """Without an MQTT sink the bed stops; with one, the engine's command subscriber too."""
-    proc, port = _refusing_broker(tmp_path)
+    proc, port = refusing_broker(tmp_path)
     try:
         site = f"s{uuid.uuid4().hex[:8]}"
         config = _write(tmp_path, f'[mqtt]\nport = {port}\nusername = "device"\n'

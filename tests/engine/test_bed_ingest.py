@@ -14,23 +14,12 @@ from sleepstream.engine.alerts.engine import AlertEngine
 from sleepstream.engine.bed import BedState, event_time
 from sleepstream.engine.protocols import Block, SourceEvent
 from sleepstream.engine.types import ChannelSpec, Frame
+from tests.engine.recorder import Recorder
 
 SPO2 = ChannelSpec("SpO2", 4.0, "spo2", "%", 0.0, 100.0, 50.0, 100.5)
 HR = ChannelSpec("HR", 1.0, "hr", "bpm", 0.0, 250.0, 20.0, 250.0)
 EEG = ChannelSpec("EEG", 250.0, "eeg", "uV", -500.0, 500.0)
 COUNTER = ChannelSpec("counter", 1.0, None)
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.blocks: list[Block] = []
-
-    def process(self, block: Block) -> Sequence[object]:
-        self.blocks.append(block)
-        return []
-
-    def finish(self, t_end: float) -> Sequence[object]:
-        return []
 
 
 def _bed(*specs: ChannelSpec, hop_s: float = 1.0, ring_s: float = 60.0

@@ -7,29 +7,15 @@ the resampled model block, and their values must not be usable either (NaN).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 from sleepstream.engine import quality
 from sleepstream.engine.bed import BedState
-from sleepstream.engine.protocols import Block
 from sleepstream.engine.types import ChannelSpec, Frame
+from tests.engine.recorder import Recorder
 
 SPO2 = ChannelSpec("SpO2", 1.0, "spo2", "%", 0.0, 100.0, 50.0, 100.5)
 EEG = ChannelSpec("EEG", 100.0, "eeg", "uV", -500.0, 500.0)
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.blocks: list[Block] = []
-
-    def process(self, block: Block) -> Sequence[object]:
-        self.blocks.append(block)
-        return []
-
-    def finish(self, t_end: float) -> Sequence[object]:
-        return []
 
 
 def _run(spec: ChannelSpec, x: np.ndarray, valid: np.ndarray) -> tuple[Recorder, np.ndarray]:
