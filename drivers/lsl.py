@@ -18,9 +18,9 @@ than ``jump_s`` is reported as a ``clock_jump`` and kept out of the timeline. ``
 
 Loss: no sample for ``lost_after_s`` or any pylsl error in the pull (lost, timeout, internal)
 raises ``stream_lost``; the thread then re-resolves the stream by source_id and opens a new inlet
-(a quiet stream too, every ``lost_after_s``); the first
-sample back ends the condition, and the samples missed meanwhile advance ``Frame.seq`` (the bed
-fills them as invalid by timestamp). Device NaN samples are invalid and raise ``sensor_off``.
+(a quiet stream too, every ``lost_after_s``); the first sample back ends the condition, and the
+samples missed meanwhile advance ``Frame.seq`` (the bed fills them as invalid by timestamp).
+Device NaN samples are invalid and raise ``sensor_off``.
 """
 
 from __future__ import annotations
@@ -99,6 +99,19 @@ class TimelineState:
         if self.a is None:
             return 0
         return max(0, round((first_ts - self.shift - self.a) * self.fs) - seq)
+
+
+@dataclass(slots=True)
+class _PullState:
+    """What the puller thread carries from one chunk to the next."""
+
+    names: tuple[str, ...]
+    timeline: TimelineState
+    buf: np.ndarray  # reused for every pull
+    off: list[bool]
+    last_data: float
+    seq: int = 0
+    lost: bool = False
 
 
 class LslSource:
@@ -294,63 +307,61 @@ class LslSource:
             inlet = self._await_first(post)
             if inlet is None:
                 return
-        fs = self._specs[0].fs
-        names = tuple(s.name for s in self._specs)
-        n_ch = len(names)
-        buf = np.empty((self.max_chunk, n_ch), dtype=self._dtype)  # reused for every pull
-        timeline = TimelineState(fs, jump_s=self.jump_s)
-        off = [False] * n_ch
-        seq = 0
-        last_data = time.monotonic()
-        lost = False
-
-        def lost_event(active: bool, t: float, why: str) -> None:
-            post(SourceEvent("stream_lost", names, t, active, why))
-
+        st = _PullState(names=tuple(s.name for s in self._specs),
+                        timeline=TimelineState(self._specs[0].fs, jump_s=self.jump_s),
+                        buf=np.empty((self.max_chunk, len(self._specs)), dtype=self._dtype),
+                        off=[False] * len(self._specs), last_data=time.monotonic())
         while not self._stop.is_set():
             if inlet is None:
                 inlet = self._reopen()
                 if inlet is not None:
-                    last_data = time.monotonic()  # a quiet stream gets lost_after_s again
+                    st.last_data = time.monotonic()  # a quiet stream gets lost_after_s again
                 continue
-            try:
-                _, stamps = inlet.pull_chunk(timeout=0.1, max_samples=self.max_chunk,
-                                             dest_obj=buf, as_numpy=True)
-            except _PULL_ERRORS as exc:
-                inlet = None
-                if not lost:
-                    lost = True
-                    lost_event(True, self._engine_t(timeline, seq), f"LSL stream lost ({exc!r})")
-                continue
-            n = int(stamps.shape[0])
-            now = time.monotonic()
-            if n == 0:
-                if now - last_data > self.lost_after_s:
-                    inlet = None  # quiet without closing: resolve it again
-                    if not lost:
-                        lost = True
-                        lost_event(True, self._engine_t(timeline, seq),
-                                   f"no LSL samples for {self.lost_after_s:g} s")
-                continue
-            last_data = now
-            data = buf[:n].astype(np.float32)
-            if (self._scales != 1.0).any():
-                data *= self._scales
-            ts = stamps.astype(np.float64)
-            back = lost
-            if lost:
-                seq += timeline.missing_before(seq, float(ts[0]))
-                lost = False
-            t = self._timestamps(timeline, seq, ts, post)
-            if back:  # ends at the first sample back, as placed on the (updated) timeline
-                lost_event(False, float(t[0]), "LSL stream back")
-            valid = ~np.isnan(data)
-            for ev in sensor_off_events(off, valid, t, names):
-                post(ev)
-            post(Frame(channels=names, timestamps=t, data=data, valid=valid, seq=seq))
-            seq += n
-            self.samples += n
-            self.chunks += 1
+            inlet = self._pull_chunk(inlet, st, post)
+
+    def _pull_chunk(self, inlet: pylsl.StreamInlet, st: _PullState,
+                    post: Any) -> pylsl.StreamInlet | None:
+        """One pull; the inlet to go on with (None: lost or quiet, resolve it again)."""
+        try:
+            _, stamps = inlet.pull_chunk(timeout=0.1, max_samples=self.max_chunk,
+                                         dest_obj=st.buf, as_numpy=True)
+        except _PULL_ERRORS as exc:
+            self._mark_lost(st, post, f"LSL stream lost ({exc!r})")
+            return None
+        now = time.monotonic()
+        if stamps.shape[0] == 0:
+            if now - st.last_data <= self.lost_after_s:
+                return inlet
+            self._mark_lost(st, post, f"no LSL samples for {self.lost_after_s:g} s")
+            return None  # quiet without closing: resolve it again
+        st.last_data = now
+        self._deliver(st, stamps.astype(np.float64), post)
+        return inlet
+
+    def _mark_lost(self, st: _PullState, post: Any, why: str) -> None:
+        if not st.lost:
+            st.lost = True
+            t = self._engine_t(st.timeline, st.seq)
+            post(SourceEvent("stream_lost", st.names, t, True, why))
+
+    def _deliver(self, st: _PullState, ts: np.ndarray, post: Any) -> None:
+        n = int(ts.shape[0])
+        data = st.buf[:n].astype(np.float32)
+        if (self._scales != 1.0).any():
+            data *= self._scales
+        if back := st.lost:
+            st.seq += st.timeline.missing_before(st.seq, float(ts[0]))
+            st.lost = False
+        t = self._timestamps(st.timeline, st.seq, ts, post)
+        if back:  # ends at the first sample back, as placed on the (updated) timeline
+            post(SourceEvent("stream_lost", st.names, float(t[0]), False, "LSL stream back"))
+        valid = ~np.isnan(data)
+        for ev in sensor_off_events(st.off, valid, t, st.names):
+            post(ev)
+        post(Frame(channels=st.names, timestamps=t, data=data, valid=valid, seq=st.seq))
+        st.seq += n
+        self.samples += n
+        self.chunks += 1
 
     def _timestamps(self, timeline: TimelineState, seq: int, ts: np.ndarray,
                     post: Any) -> np.ndarray:
