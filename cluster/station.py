@@ -6,7 +6,7 @@ every shard's forwarded events (``cluster.outputs``).
 into the store, view and metrics, the task routing the page's acknowledgements to the owning
 shard, a poll of every shard's live figures (last data time, connected) for the view, and the
 web server. The store's own technical alarm (``store_failed``) goes to the view and metrics like
-any event. Not in cluster mode: the engine-internal metrics of a process (queue depths, step
+any event (its own small task). Not in cluster mode: the engine-internal metrics of a process (queue depths, step
 latency histogram): they stay with each shard.
 """
 
@@ -64,6 +64,12 @@ async def _poll_live(state: co.CoordinatorState, result: ClusterOutputs) -> None
         for ref in done:
             with contextlib.suppress(ray.exceptions.RayError):
                 result.live.update(await asyncio.to_thread(ray.get, ref))
+        await asyncio.sleep(LIVE_EVERY_S)
+
+
+async def _deliver_local(result: ClusterOutputs) -> None:
+    """What the coordinator's own store publishes (its alarms) goes to the sinks too."""
+    while True:
         if result.local:
             batch, result.local[:] = list(result.local), []
             await outputs.deliver(batch, result.parts.sinks)
@@ -79,6 +85,7 @@ async def running(state: co.CoordinatorState, result: ClusterOutputs, watch: asy
     result.tasks.append(asyncio.create_task(outputs.drain(result.queue, parts.sinks),
                                             name="cluster-drain"))
     result.tasks.append(asyncio.create_task(_poll_live(state, result), name="cluster-live"))
+    result.tasks.append(asyncio.create_task(_deliver_local(result), name="cluster-local"))
     if parts.commands is not None:
         result.tasks.append(asyncio.create_task(
             outputs.route_commands(parts.commands.commands(), state.owner, state.shards),
