@@ -140,11 +140,12 @@ class SequenceState:
 
     def _resync(self, first: Segment, second: Segment, now: float
                 ) -> tuple[list[Segment], str | None]:
-        """Two packets in a row beyond the window: a burst of buffered data ahead within
-        ``max_gap`` is taken as usual; anything else starts over at ``first`` (the device
-        restarted or jumped its counter)."""
+        """Two packets in a row beyond the window: a burst of buffered data that reaches past
+        ``next_seq`` and starts within ``max_gap`` is taken as usual (trimmed where it overlaps,
+        also when it starts exactly at ``next_seq``); anything else starts over at ``first``
+        (the device restarted or jumped its counter)."""
         assert self.next_seq is not None
-        if 0 < first.seq - self.next_seq <= self.max_gap:
+        if first.end > self.next_seq and first.seq - self.next_seq <= self.max_gap:
             self.lead = None
             self._note_lead(second, now)
             self.pending[first.seq] = first

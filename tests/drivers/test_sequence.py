@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -165,3 +166,115 @@ def test_a_full_window_releases_only_the_oldest_of_several_holes() -> None:
         assert note == "reordered" and released[0].seq == k and not released[0].gap
     assert state.gaps == 1 and state.gap_samples == 1 and state.late == 0
     assert state.next_seq == 7 and not state.pending
+
+
+def _seg(seq: int, n: int, valid: list[bool] | None = None) -> Segment:
+    mask = np.ones(n, dtype=bool) if valid is None else np.array(valid)
+    return Segment(seq, np.arange(seq, seq + n, dtype=np.float32), mask)
+
+
+@pytest.mark.parametrize(("ahead", "note"), [(100, None), (101, "out_of_window")])
+def test_a_packet_at_most_max_gap_ahead_is_held(ahead: int, note: str | None) -> None:
+    state = SequenceState(max_gap=100)
+    state.push(_seg(0, 16), now=0.0)
+    assert state.push(_seg(16 + ahead, 16), now=0.0) == ([], note)
+    assert state.out_of_window == 0 and (16 + ahead in state.pending) == (note is None)
+
+
+@pytest.mark.parametrize(("seq", "note"), [(170, None), (171, "out_of_window")])
+def test_at_one_sample_per_second_the_horizon_is_the_slack(seq: int, note: str | None) -> None:
+    """fs 1, 16-sample packets every 16 s: the horizon is 10 samples past the last packet."""
+    state = SequenceState(fs=1.0)
+    for k in range(10):
+        state.push(_seg(k * 16, 16), now=k * 16.0)
+    assert state.push(_seg(seq, 16), now=160.0) == ([], note)
+
+
+@pytest.mark.parametrize(("seq", "note"), [(208, None), (209, "out_of_window")])
+def test_the_horizon_keeps_its_earliest_anchor_when_packets_come_later(
+    seq: int, note: str | None
+) -> None:
+    """fs 16: packets ending at 32 by t = 0, then one ending at 48 at t = 2 (delayed): the
+    horizon stays anchored on the earlier lead, 32 + (2 + 10) * 16 = 224."""
+    state = SequenceState(fs=16.0)
+    state.push(_seg(0, 16), now=0.0)
+    state.push(_seg(16, 16), now=0.0)
+    state.push(_seg(32, 16), now=2.0)
+    assert state.push(_seg(seq, 16), now=2.0) == ([], note)
+
+
+def test_late_packets_and_a_duplicate_at_a_gap_s_end_are_counted_apart() -> None:
+    p = _packets(6, 4)
+    state = SequenceState(window=1)
+    for k in (0, 2, 3):  # the window overflows: [4, 8) is released as a gap
+        state.push(p[k], now=0.0)
+    assert state.recent_gaps[-1] == (4, 8)
+    assert state.push(p[1], now=0.1)[1] == "late"
+    assert state.push(p[1], now=0.2)[1] == "late"
+    assert state.push(p[2], now=0.3)[1] == "duplicate"  # seq 8: the gap's end, taken as data
+    assert (state.late, state.duplicates) == (2, 1)
+
+
+def test_every_conflict_is_counted() -> None:
+    state = SequenceState()
+    _run(state, [(0.0, _real(0)), (1.0, _real(1))])
+    assert state.push(_forged(0), 1.5)[1] == "conflict"
+    assert state.push(_forged(16), 1.6)[1] == "conflict"
+    assert state.conflicts == 2 and state.duplicates == 0
+
+
+def test_the_last_256_packets_are_remembered_for_conflicts() -> None:
+    state = SequenceState()
+    for k in range(257):
+        state.push(_seg(k, 1), now=0.0)
+    assert state.push(Segment(0, np.array([-1.0], np.float32), np.ones(1, bool)),
+                      now=1.0)[1] == "duplicate"  # the 257th latest: forgotten
+    assert state.push(Segment(1, np.array([-1.0], np.float32), np.ones(1, bool)),
+                      now=1.0)[1] == "conflict"
+    assert len(state.taken) == 256
+
+
+def test_a_hole_is_released_once_max_wait_s_has_passed() -> None:
+    state = SequenceState(window=8, max_wait_s=1.0)
+    state.push(_seg(0, 1), now=100.0)
+    state.push(_seg(2, 1), now=100.0)
+    assert state.flush_stale(100.5) == [] and state.pending
+    out = state.flush_stale(101.0)  # exactly max_wait_s later
+    assert [(s.seq, s.gap) for s in out] == [(1, True), (2, False)] and not state.pending
+
+
+def test_flush_releases_one_hole_at_a_time_as_float32_nan_gaps() -> None:
+    state = SequenceState(window=8, max_wait_s=1.0)
+    for k in (0, 2, 4):
+        state.push(_seg(k, 1), now=0.0)
+    first = state.flush_stale(2.0)
+    assert [(s.seq, s.gap) for s in first] == [(1, True), (2, False)]
+    assert set(state.pending) == {4}  # one hole per call; the next has waited as long
+    second = state.flush_stale(2.0)
+    assert [(s.seq, s.gap) for s in second] == [(3, True), (4, False)]
+    for gap in (first[0], second[0]):
+        assert gap.data.dtype == np.float32 and np.isnan(gap.data).all()
+        assert not gap.valid.any()
+    assert state.gaps == 2 and state.gap_samples == 2
+
+
+def test_partial_overlaps_are_trimmed_with_their_validity() -> None:
+    state = SequenceState()
+    state.push(_seg(0, 16), now=0.0)
+    mask = [True, False, True, True] * 4
+    out, _ = state.push(_seg(15, 16, mask), now=0.1)  # overlaps 1 sample
+    assert [(s.seq, len(s.data)) for s in out] == [(16, 15)]
+    np.testing.assert_array_equal(out[0].data, np.arange(16, 31, dtype=np.float32))
+    assert out[0].valid.tolist() == mask[1:] and not out[0].gap
+    out, _ = state.push(_seg(28, 8), now=0.2)  # overlaps 3 samples
+    assert [(s.seq, len(s.data)) for s in out] == [(31, 5)]
+    assert state.overlap_samples == 4 and state.next_seq == 36
+
+
+def test_a_held_packet_covered_by_a_longer_one_is_not_released_again() -> None:
+    state = SequenceState()
+    state.push(_seg(0, 16), now=0.0)
+    state.push(_seg(32, 16), now=0.0)  # held
+    out, note = state.push(_seg(16, 32), now=0.1)  # covers [16, 48), the held packet too
+    assert note == "reordered" and [(s.seq, s.end) for s in out] == [(16, 48)]
+    assert not state.pending and state.next_seq == 48

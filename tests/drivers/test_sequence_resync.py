@@ -107,3 +107,77 @@ def test_a_rate_of_one_sample_per_second_still_limits_the_past_window() -> None:
     for k in range(10):
         state.push(_seg(k * N), now=k * 16.0)
     assert state.push(_seg(state.next_seq - 6 - N), now=160.0)[1] == "out_of_window"
+
+
+def _long(seq: int, n: int) -> Segment:
+    return Segment(seq, np.arange(seq, seq + n, dtype=np.float32), np.ones(n, bool))
+
+
+@pytest.mark.parametrize("start", [16, 8])
+def test_a_long_packet_continuing_the_stream_is_not_a_restart(start: int) -> None:
+    """fs 16: a 200-sample packet reaching past the 10-s horizon that starts exactly where the
+    stream is (or overlaps its last 8 samples), then continued: buffered data, not a restart;
+    the stream goes on without a resync, a gap or a sample released twice."""
+    state = SequenceState(fs=16.0)
+    out, _ = state.push(_seg(0), now=0.0)
+    assert state.push(_long(start, 200), now=0.0) == ([], "out_of_window")
+    released, note = state.push(_seg(start + 200), now=0.0)
+    out += released
+    assert note is None and state.resyncs == 0 and state.gaps == 0
+    seq = np.concatenate([np.arange(s.seq, s.end) for s in out])
+    np.testing.assert_array_equal(seq, np.arange(0, start + 216))
+    np.testing.assert_array_equal(np.concatenate([s.data for s in out]), seq)
+    assert state.overlap_samples == 16 - start and state.next_seq == start + 216
+
+
+@pytest.mark.parametrize(("ahead", "note"), [(1000, None), (1001, "resync")])
+def test_a_burst_at_most_max_gap_ahead_is_data(ahead: int, note: str | None) -> None:
+    """A burst beyond the horizon starting ``max_gap`` samples ahead is taken with one gap of
+    ``max_gap`` samples; one sample further it is a jump of the counter (a resync)."""
+    state = SequenceState(fs=16.0, max_gap=1000)
+    state.push(_seg(0), now=0.0)
+    assert state.push(_seg(16 + ahead), now=1.0) == ([], "out_of_window")
+    out, got = state.push(_seg(32 + ahead), now=1.0)
+    assert got == note
+    if note is None:
+        assert [(s.seq, s.gap) for s in out] == [(16, True), (16 + ahead, False),
+                                                  (32 + ahead, False)]
+        assert state.gap_samples == 1000 and state.resyncs == 0
+    else:
+        assert [s.seq for s in out] == [16 + ahead, 32 + ahead] and state.resyncs == 1
+
+
+def test_a_burst_behind_held_holes_releases_them_and_keeps_their_wait() -> None:
+    """Window 2 with holes [16, 32) and [48, 64) held since t = 0, then a burst far ahead: the
+    burst overfills the window, so both holes go out as gaps at once; the hole before the burst
+    still counts its wait from t = 0 and is released when that wait is over."""
+    state = SequenceState(fs=16.0, window=2, max_wait_s=1.0)
+    for k in (0, 2, 4):
+        state.push(_seg(k * N), now=0.0)
+    assert state.push(_seg(3200), now=0.5) == ([], "out_of_window")
+    out, note = state.push(_seg(3216), now=0.5)
+    assert note is None and state.resyncs == 0
+    assert [(s.seq, s.gap) for s in out] == [(16, True), (32, False), (48, True), (64, False)]
+    assert set(state.pending) == {3200, 3216}
+    assert state.flush_stale(0.9) == []
+    out = state.flush_stale(1.0)
+    assert [(s.seq, s.gap) for s in out] == [(80, True), (3200, False), (3216, False)]
+    assert state.gaps == 3 and state.gap_samples == 16 + 16 + 3120
+
+
+def test_every_resync_is_counted() -> None:
+    state = _jumped()
+    assert state.push(_seg(90000), now=2.0) == ([], "out_of_window")
+    out, note = state.push(_seg(90016), now=2.0)
+    assert note == "resync" and [s.seq for s in out] == [90000, 90016]
+    assert state.resyncs == 2 and state.out_of_window == 0
+
+
+def test_three_candidates_in_a_row_are_all_counted() -> None:
+    state = SequenceState(window=4, max_gap=1000)
+    state.push(_seg(0), now=0.0)
+    for far in (9000, 9500, 9900):
+        assert state.push(_seg(far), now=0.1) == ([], "out_of_window")
+    assert state.out_of_window == 2  # the last one is still a candidate
+    assert [s.seq for s in state.push(_seg(16), now=0.2)[0]] == [16]
+    assert state.out_of_window == 3 and state.resyncs == 0
