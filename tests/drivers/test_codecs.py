@@ -111,3 +111,45 @@ def test_hostile_payloads_only_raise_payload_error(payload: bytes) -> None:
     else:
         assert p.samples.dtype == np.float32 and p.samples.shape == p.valid.shape
         assert len(p) > 0 and np.isfinite(p.samples[p.valid]).all()
+
+
+def _pack(**fields: object) -> bytes:
+    body = {"v": 1, "seq": 0, "t0": 0, "fs": 1, "unit": "", "samples": [1.0]} | fields
+    return bytes(msgpack.packb(body))
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason", "says"),
+    [
+        (b"\xc1", "not_msgpack", "payload is not valid msgpack ("),
+        (msgpack.packb([1, 2]), "not_a_map", "payload must be a map, got list"),
+        (_pack(v=2), "version", "schema version 2 is not 1"),
+        (msgpack.packb({"v": 1, "seq": 0}), "missing_field", "payload lacks the 't0' field"),
+        (_pack(x=1), "unknown_field", "unknown fields ['x']"),
+        (_pack(seq=-1), "bad_seq", "seq must be an integer in [0, 2**62), got -1"),
+        (_pack(t0="a"), "bad_t0", "t0 must be a finite number of seconds, got 'a'"),
+        (_pack(fs=0), "bad_rate", "fs must be in [0.01, 8192.0] Hz, got 0"),
+        (_pack(unit=7), "bad_unit", "unit must be a short printable string, got 7"),
+        (_pack(samples=b"abcdef"), "bad_samples", "6 sample bytes is not a multiple of 4"),
+        (_pack(samples=[1.0, "x"]), "bad_samples", "sample array holds non-numbers"),
+        (_pack(samples={"a": 1}), "bad_type", "samples must be bytes or an array, got dict"),
+        (_pack(samples=[]), "empty", "packet holds no samples"),
+        (_pack(samples=[1.0, math.inf]), "non_finite", "samples contain +-inf"),
+    ],
+)
+def test_each_rejection_says_what_was_wrong(payload: bytes, reason: str, says: str) -> None:
+    """The message goes into the rejected-payload log line an operator reads."""
+    with pytest.raises(PayloadError) as err:
+        decode_packet(payload)
+    assert err.value.reason == reason
+    assert says in str(err.value)
+
+
+def test_the_nan_policy_reject_says_why() -> None:
+    payload = encode_packet(seq=0, t0=0.0, fs=1.0, unit="", samples=[1.0, math.nan])
+    with pytest.raises(PayloadError) as err:
+        decode_packet(payload, limits=CodecLimits(nan_policy="reject"))
+    assert str(err.value) == "samples contain NaN and the NaN policy is 'reject'"
+    p = decode_packet(encode_packet(seq=0, t0=0.0, fs=1.0, unit="", samples=[1.0]),
+                      limits=CodecLimits(nan_policy="reject"))
+    assert p.valid.tolist() == [True]
