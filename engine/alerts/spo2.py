@@ -142,9 +142,12 @@ def _hypoxemia(st: IntegratorState, t: FloatArray, spo2: FloatArray, t_emit: flo
     finally:
         cond.rule = rule
     out: list[Alert] = []
+    episode: dict[str, float] = {}  # alarm id -> its episode's onset, announced this step
     for a in alerts:
         if a.state == AlertState.ACTIVE and a.end is None and onsets:
-            a = replace(a, onset=onsets.pop(0), delay_s=rule.delay_s,
+            episode[a.id] = onsets.pop(0)
+        if a.id in episode:  # its announcement, and any later transition in the same block
+            a = replace(a, onset=episode[a.id], delay_s=rule.delay_s,
                         extra={**a.extra, "satseconds": rule.satseconds})
             if cond.current is not None and cond.current.id == a.id:
                 cond.current = a
