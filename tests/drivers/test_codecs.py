@@ -142,7 +142,7 @@ def test_each_rejection_says_what_was_wrong(payload: bytes, reason: str, says: s
     with pytest.raises(PayloadError) as err:
         decode_packet(payload)
     assert err.value.reason == reason
-    assert says in str(err.value)
+    assert str(err.value).startswith(says)
 
 
 def test_the_nan_policy_reject_says_why() -> None:
