@@ -27,6 +27,13 @@ import numpy as np
 import torch
 
 from sleepstream.models import bundle
+from sleepstream.models.pretrain_context import (
+    ContextFit,
+    cross_validate_context,
+    epoch_means,
+    fit_context_head,
+    save_head,
+)
 from sleepstream.models.pretrain_data import hours
 from sleepstream.models.pretrain_eval import (
     HeadFit,
@@ -132,16 +139,22 @@ def ablation(
     run: PretrainRun,
     fit: HeadFit,
     out: Path,
+    context: ContextFit | None = None,
 ) -> tuple[dict[str, Any], dict[str, RQTransformer]]:
-    """Figures of every arm on the same record-wise folds of ``stage``."""
+    """Figures of every arm on the same record-wise folds of ``stage``: the model's per-epoch
+    stage head and, with ``context``, the context head over the same embeddings."""
     folds = subject_folds([d.name for d in stage], k)
     models, info = arms(names, ref, pre, run, out)
     results: dict[str, Any] = {}
     for name, model in models.items():
         t0 = time.monotonic()
-        figures, _ = cross_validate(model, stage, folds, fit)
+        emb = stream_embeddings(model, stage)
+        figures, _ = cross_validate(model, stage, folds, fit, emb)
         figures["token_nll_stage_nights"] = token_nll(model, stage)
         figures["meets_goal"] = meets_goal(figures)
+        if context is not None:
+            ctx = cross_validate_context(emb, stage, folds, context)
+            figures["context_head"] = {**ctx, "meets_goal": meets_goal(ctx)}
         figures["fit_s"] = round(time.monotonic() - t0, 1)
         results[name] = {**info[name], **figures}
     report = {
@@ -153,6 +166,7 @@ def ablation(
         "stage_records": [d.name for d in stage],
         "folds": [[d.name for d, f in zip(stage, folds, strict=True) if f == g] for g in range(k)],
         "head": asdict(fit),
+        "context_head": None if context is None else asdict(context),
         "reference_sha256": ref.sha256,
         "goal": {"kappa_4class": 0.35, "rem_share_gap_points": 5.0},
         "arms": results,
@@ -167,12 +181,17 @@ def save_variant(
     stage: Sequence[Tokenized],
     fit: HeadFit,
     meta: dict[str, Any],
+    context: ContextFit | None = None,
 ) -> str:
-    """The transformer with a stage head fit on every ``stage`` night, as ``model.npz``."""
+    """The transformer with a stage head fit on every ``stage`` night, as ``model.npz``, and
+    with ``context`` the context head fit on every night, as ``context_head.npz``."""
     variant = copy.deepcopy(model)
     emb = stream_embeddings(variant, stage)
     variant.stage_head = fit_head(
         fresh_head(variant, fit.seed), emb, stage, variant.cfg.n_stages, fit
     )
+    if context is not None:
+        head = fit_context_head([epoch_means(h) for h in emb], [d.stages for d in stage], context)
+        save_head(path / "context_head.npz", head)
     trained = bundle.Trained(ref.tokenizers, variant.eval(), {**ref.meta, **meta})
     return bundle.save(path / "model.npz", trained, "model")

@@ -161,8 +161,8 @@ def match_shares(
     for it in range(iters):
         pred = F.one_hot((logits + shift).argmax(-1), n).float().mean(0)
         shift += 0.5 / (1 + it / 10) * torch.log((target + 1e-3) / (pred + 1e-3))  # damped
-    last.bias += shift
-    head.share_shift = shift  # type: ignore[assignment]
+    last.bias.add_(shift)
+    head.share_shift = shift
     return shift
 
 
@@ -188,10 +188,16 @@ def fresh_head(model: RQTransformer, seed: int) -> torch.nn.Module:
 
 
 def cross_validate(
-    model: RQTransformer, data: Sequence[Tokenized], folds: Sequence[int], fit: HeadFit
+    model: RQTransformer,
+    data: Sequence[Tokenized],
+    folds: Sequence[int],
+    fit: HeadFit,
+    emb: Sequence[np.ndarray] | None = None,
 ) -> tuple[dict[str, Any], list[np.ndarray]]:
-    """Pooled held-out figures of one arm, plus per-fold kappas, and the held-out probs."""
-    emb = stream_embeddings(model, data)
+    """Pooled held-out figures of one arm, plus per-fold kappas, and the held-out probs
+    (``emb``: the nights' embeddings when already streamed)."""
+    if emb is None:
+        emb = stream_embeddings(model, data)
     probs: list[np.ndarray | None] = [None] * len(data)
     raw: list[np.ndarray | None] = [None] * len(data)
     per_fold = []

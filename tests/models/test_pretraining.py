@@ -88,17 +88,22 @@ def test_ablation_command_end_to_end(
         assert sum(r["fraction_pred_4class"].values()) == pytest.approx(1.0, abs=1e-5)
         assert set(r["before_share_matching"]) >= {"kappa_4class", "rem_share_pred"}
         assert r["meets_goal"] == (r["kappa_4class"] >= 0.35 and r["rem_share_gap_points"] <= 5)
+        ctx = r["context_head"]
+        assert ctx["epochs"] == r["epochs"] and len(ctx["folds"]) == 2
+        assert sum(sum(row) for row in ctx["confusion_4class"]) == ctx["epochs"]
     assert len({r["rem_share_true"] for r in rep["arms"].values()}) == 1
     assert "pretrain_s" in rep["arms"]["real"]
     assert (tmp_path / "arms" / "pretrain-real.npz").exists()
     assert len(list((tmp_path / "cache").rglob("*.npz"))) == 6
     saved = bundle.load(tmp_path / "variant" / "model.npz")
     assert saved.model is not None and saved.sha256 == rep["saved_sha256"]
+    assert (tmp_path / "variant" / "context_head.npz").exists()
     # A second run reads the pretrained arm and the codes back and gives the same figures.
     again = _run(argv, capsys)
     for arm in ("real", "synthetic", "none"):
         assert again["arms"][arm]["kappa_4class"] == rep["arms"][arm]["kappa_4class"]
         assert again["arms"][arm]["confusion_4class"] == rep["arms"][arm]["confusion_4class"]
+        assert again["arms"][arm]["context_head"] == rep["arms"][arm]["context_head"]
     assert again["arms"]["real"]["pretrain_s"] == rep["arms"]["real"]["pretrain_s"]
 
 

@@ -6,9 +6,12 @@ frozen embeddings of the ``--stage-data`` nights with ``--folds`` record-wise fo
 nights in one fold) and reports, on the same folds, each arm: real pretraining, the reference's
 synthetic-only pretraining, and none. The head's output biases are then shifted so that its
 predictions on the training folds come in the scored stage shares (figures before the shift are
-reported under ``before_share_matching``). Tokenized nights are cached under ``--cache``; pretrained
-arms are kept in ``--out`` and reused by a later run with the same settings. ``--save DIR`` also
-writes the real-pretrained transformer with a stage head fit on every stage night.
+reported under ``before_share_matching``). On the same embeddings and folds, each arm also reports
+``context_head``: a logistic stage head over the current epoch's mean embedding and the means over
+the last 5 and 10 epochs (``models.pretrain_context``; ``--no-context`` leaves it out).
+Tokenized nights are cached under ``--cache``; pretrained arms are kept in ``--out`` and reused by
+a later run with the same settings. ``--save DIR`` also writes the real-pretrained transformer with
+a stage head fit on every stage night, and its context head (``context_head.npz``).
 """
 
 from __future__ import annotations
@@ -49,6 +52,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--head-steps", type=int, default=600, help="stage-head steps per fold")
     p.add_argument("--head-lr", type=float, default=2e-3)
     p.add_argument(
+        "--no-context", action="store_true", help="leave the context head (past epochs) out"
+    )
+    p.add_argument(
         "--out", type=Path, default=Path("out/pretraining"), help="folder for the pretrained arms"
     )
     p.add_argument(
@@ -62,7 +68,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         metavar="DIR",
-        help="write the real-pretrained variant (model.npz) into DIR",
+        help="write the real-pretrained variant (model.npz, context_head.npz) into DIR",
     )
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--seed", type=int, default=0)
@@ -71,9 +77,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _row(name: str, r: dict[str, float]) -> str:
     return (
-        f"{name:<15} {r['accuracy']:>6.3f} {r['kappa']:>7.3f} {r['accuracy_4class']:>6.3f} "
+        f"{name:<17} {r['accuracy']:>6.3f} {r['kappa']:>7.3f} {r['accuracy_4class']:>6.3f} "
         f"{r['kappa_4class']:>7.3f} {r['macro_f1_4class']:>6.3f} "
         f"{100 * r['rem_share_true']:>6.1f} {100 * r['rem_share_pred']:>6.1f}"
+    )
+
+
+def _row4(name: str, r: dict[str, float]) -> str:
+    """A 4-class-only row (the context head resolves W, light, deep, REM)."""
+    return (
+        f"{name:<17} {'':>6} {'':>7} {r['accuracy_4class']:>6.3f} {r['kappa_4class']:>7.3f} "
+        f"{r['macro_f1_4class']:>6.3f} {100 * r['rem_share_true']:>6.1f} "
+        f"{100 * r['rem_share_pred']:>6.1f}"
     )
 
 
@@ -85,6 +100,7 @@ def main(args: argparse.Namespace) -> int:
     from sleepstream.engine.report import print_figures
     from sleepstream.models import bundle
     from sleepstream.models.pretrain_ablation import PretrainRun, ablation, save_variant
+    from sleepstream.models.pretrain_context import ContextFit
     from sleepstream.models.pretrain_data import find_nights, tokenized_nights
     from sleepstream.models.pretrain_eval import HeadFit
 
@@ -109,19 +125,25 @@ def main(args: argparse.Namespace) -> int:
         raise SystemExit("no recordings with SpO2 or heart rate (and, for the head, stages)")
     run = PretrainRun(args.steps, args.batch, args.crop, args.lr, args.seed)
     fit = HeadFit(steps=args.head_steps, lr=args.head_lr, seed=args.seed)
+    context = None if args.no_context else ContextFit()
     names = [a.strip() for a in args.arms.split(",") if a.strip()]
-    report, models = ablation(names, ref, pre, stage, args.folds, run, fit, args.out)
+    report, models = ablation(names, ref, pre, stage, args.folds, run, fit, args.out, context)
     print(f"pretraining: {len(pre)} nights, hours {report['pretraining']['hours']}")
     print(f"stage head: {len(stage)} nights, folds {report['folds']}")
     print(
-        f"{'arm':<15} {'acc5':>6} {'kappa5':>7} {'acc4':>6} {'kappa4':>7} {'mf1_4':>6} "
+        f"{'arm':<17} {'acc5':>6} {'kappa5':>7} {'acc4':>6} {'kappa4':>7} {'mf1_4':>6} "
         f"{'REM%':>6} {'pred%':>6}"
     )
     for name, r in report["arms"].items():
         print(_row(name, r))
+    for name, r in report["arms"].items():
+        if "context_head" in r:
+            print(_row4(f"{name}+context", r["context_head"]))
     if args.save is not None and "real" in models:
         meta = {"pretraining_ablation": report, "stage_records": report["stage_records"]}
-        report["saved_sha256"] = save_variant(args.save, ref, models["real"], stage, fit, meta)
+        report["saved_sha256"] = save_variant(
+            args.save, ref, models["real"], stage, fit, meta, context
+        )
         print(f"wrote {args.save / 'model.npz'}")
     print_figures(report, as_json=args.json)
     return 0
