@@ -130,11 +130,15 @@ def test_an_announced_alarm_is_suppressed_after_its_hold_of_invalid_readings(
 
 @pytest.mark.parametrize(("value", "seconds", "fires_at"), [
     (81.0, 11, None),  # 11 s x 9 % = 99 < 100
-    (81.0, 12, 12),  # 108: on the area, after valid seconds at 95 % (the area starts at 0)
+    (81.0, 12, 12),  # 108: on the area
 ])
-def test_satseconds_area_counts_from_zero_after_good_readings(value: float, seconds: int,
-                                                             fires_at: int | None) -> None:
-    seen, _ = _feed(_series((95.0, 60), (value, seconds), (95.0, 90)))
+@pytest.mark.parametrize("earlier_dip", [False, True])
+def test_satseconds_area_counts_from_zero_in_each_episode(
+        value: float, seconds: int, fires_at: int | None, earlier_dip: bool) -> None:
+    """The area starts at 0 in a first episode and again after an earlier brief dip (5 s at
+    89 %, ended by the first reading back at 95 %): nothing of it carries over."""
+    pre = [(89.0, 5), (95.0, 25)] if earlier_dip else [(95.0, 30)]
+    seen, _ = _feed(_series((95.0, 30), *pre, (value, seconds), (95.0, 90)))
     active = _active(seen, "hypoxemia90")
     if fires_at is None:
         assert active == []
