@@ -257,12 +257,14 @@ def _flatline(
     window_s = FLATLINE_S.get(spec.modality or "", 0.0)
     if window_s <= 0 or x.shape[0] == 0:
         return np.zeros_like(ok), np.zeros_like(ok)
-    prev = np.concatenate([[state.last_value], x[:-1]])
+    # an invalid sample breaks a run: the next valid one starts a new run (it is no repeat of
+    # the value before the gap, whether the gap falls inside a block or at its end)
+    xn = np.where(ok, x, np.nan)
+    prev = np.concatenate([[state.last_value], xn[:-1]])
     same = ok & (x == prev)
     runs = _run_lengths(same, state.flat_run)
     state.flat_run = int(runs[-1])
-    good = np.flatnonzero(ok)
-    state.last_value = float(x[good[-1]]) if good.size else float("nan")
+    state.last_value = float(xn[-1])
     return same & (runs >= _flat_min(spec.fs)), same & (runs >= round(window_s * spec.fs))
 
 
