@@ -19,7 +19,7 @@ SPO2 = ChannelSpec("SpO2", 1.0, "spo2", "%", 0.0, 100.0, 50.0, 100.5)
 def _run(spec, x, valid=None, block=None):
     """(valid mask, alerts) of a run in blocks of ``block`` samples (default 1 s)."""
     valid = np.ones(x.shape[0], bool) if valid is None else valid
-    n = int(round(spec.fs)) if block is None else block
+    n = round(spec.fs) if block is None else block
     st = quality.new_state(spec, "b")
     masks, alerts = [], []
     for i in range(0, x.shape[0], n):
