@@ -256,6 +256,18 @@ def test_a_3_percent_desaturation_confirms_a_hypopnea_as_it_is_detected(
     assert e["onset"] <= 186.0 and e["t"] == e["end"] + 1 < d["end"]
 
 
+def test_a_desaturation_begun_before_the_airflow_fell_does_not_confirm_it() -> None:
+    """SpO2 3 % down from 170 s, deepening to 4 % at 185 s, while airflow is at half from
+    180 s: the 3 % desaturation started before the hypopnea, so nothing confirms it (the 4 %
+    deepening is the same desaturation, not a new mark)."""
+    flow = np.concatenate([_breath(180, 1.0, 0), _breath(15, 0.5, 1), _breath(60, 1.0, 2)])
+    x = _series((97.0, 170), (94.0, 15), (93.0, 20), (97.0, 50))
+    seen, _ = _feed(x, extra={"Nasal flow": ("resp", FS, flow)})
+    assert [e["onset"] for e in _events(seen, "desat3")] == [170.0]
+    assert [e["onset"] for e in _events(seen, "desat4")] == [185.0]
+    assert _events(seen, "hypopnea") == []
+
+
 def test_the_detector_names_its_default_channel_spo2() -> None:
     st = spo2.new_state("b1", DEFAULT)
     x = _series((95.0, 120), (87.0, 40))
