@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
 
 from sleepstream.engine.inference.model_files import ModelFiles, TokenizerSpec, session
 from sleepstream.engine.types import BoolArray, F32Array
@@ -47,16 +48,20 @@ def push_seconds(
     spec: TokenizerSpec, state: TokenizerState, data: F32Array, valid: BoolArray
 ) -> tuple[F32Array, BoolArray]:
     """Append n whole seconds (n*fs samples) -> their frames (n, 2, frame) and presence (n,)."""
-    fs = spec.fs
+    fs, frame = spec.fs, spec.frame
     n = len(data) // fs
+    if n == 0:
+        return np.zeros((0, 2, frame), np.float32), np.zeros(0, bool)
     xn, ok = normalize(spec, data[: n * fs], valid[: n * fs])
-    sig = np.concatenate([state.history[:, fs:], np.stack([xn, ok])], 1)  # (2, ctx*fs + n*fs)
-    idx = np.arange(n)[:, None] * fs + np.arange(spec.frame)[None, :]  # (n, frame)
-    frames = sig[:, idx].transpose(1, 0, 2)  # (n, 2, frame)
-    if n:
-        state.history[:] = frames[-1]
+    keep = frame - fs  # history samples that precede the first new second
+    sig = np.empty((2, keep + n * fs), np.float32)  # (2, ctx*fs + n*fs)
+    sig[:, :keep] = state.history[:, fs:]
+    sig[0, keep:], sig[1, keep:] = xn, ok
+    frames = sliding_window_view(sig, frame, axis=1)[:, ::fs]  # (2, n, frame): second i at i*fs
+    out = np.ascontiguousarray(frames.transpose(1, 0, 2))
+    state.history[:] = out[-1]
     present = ok.reshape(n, fs).mean(1) >= 0.5
-    return np.ascontiguousarray(frames), present
+    return out, present
 
 
 class TokenizerRuntime:
