@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sleepstream.drivers.edf import EdfSource, Recording, RecordingInfo, read_info, read_recording
 from sleepstream.engine.app.compose import ModelChoice, build_engine, replay_config
+from sleepstream.engine.app.replay_offload import offload_staging
 from sleepstream.engine.channel_map import ChannelRule
 from sleepstream.engine.config import Config
 from sleepstream.engine.pipeline import BedRuntime, Engine
@@ -46,7 +47,9 @@ def prepare_replay(
 ) -> NightReplay:
     """The engine replaying ``path`` into one bed (``speed`` None: as fast as possible).
     ``rules`` (channel map) default to those of the configuration's first bed; ``progress``
-    makes, from the recording read, the callback that hears each processed second."""
+    makes, from the recording read, the callback that hears each processed second. As fast as
+    possible, the bed's staging runs on a worker thread beside the rest (``replay_offload``:
+    the same events, stage events one block later in the stream)."""
     if rules is None:
         rules = base.beds[0].channel_rules if base.beds else ()
     config = replay_config(path, bed=bed, rules=rules, base=base, jsonl=jsonl)
@@ -56,4 +59,6 @@ def prepare_replay(
     hear = None if progress is None else progress(info)
     engine, beds, model = build_engine(config, live=False, extra_sinks=extra_sinks,
                                        drivers={bed: [source]}, on_progress=hear)
+    if speed is None:
+        offload_staging(beds[0])
     return NightReplay(engine, beds[0], model, info, config, tuple(rules))

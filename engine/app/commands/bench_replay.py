@@ -9,12 +9,14 @@ recording (e.g. a real oximetry night) to each length instead.
 Each night runs ``--repeat`` times, the cases alternating within each round so that load
 drifts hit all alike: a no-op consumer of the source's frames (the baseline: reading and
 framing only), the streaming path without the model (ring buffers, quality, resampling,
-alerts) and with it (plus staging). With ``--vs yasa`` each round also times YASA's offline
-staging of the longest night's EEG/EOG/EMG. Printed, as medians: speed-up (x real time), cost
-per 1-s hop, the engine/baseline ratio, the longest/shortest cost-per-hop ratio (1.0 = linear
-growth), the model's share, and engine/YASA wall ratio (below 1 = the whole replay is faster
-than YASA's staging alone). CPU seconds (all threads) are printed beside the walls: on a shared,
-loaded machine the wall grows with the load, the CPU time much less.
+alerts) and with it (plus staging, on a worker thread beside the rest of the bed, as
+``sleepstream replay`` runs a file at full speed: ``replay_offload``). With ``--vs yasa``
+each round also times YASA's offline staging of the longest night's EEG/EOG/EMG. Printed,
+as medians: speed-up (x real time), cost per 1-s hop, the engine/baseline ratio, the
+longest/shortest cost-per-hop ratio (1.0 = linear growth), the model's share, and the
+engine/YASA wall ratio (below 1 = the whole replay is faster than YASA's staging alone). CPU
+seconds (all threads) are printed beside the walls: on a shared, loaded machine the wall grows
+with the load, the CPU time much less.
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ import numpy as np
 from sleepstream.drivers.edf import EdfSource, Recording, read_recording
 from sleepstream.engine.app.commands.bench_yasa import stage_with_yasa, warm_up
 from sleepstream.engine.app.compose import build_engine, replay_config
+from sleepstream.engine.app.replay_offload import offload_staging, staging_of
 from sleepstream.engine.config import Config, ModelSection
-from sleepstream.engine.inference.staging import StagingProcessor
 from sleepstream.engine.protocols import Event
 from sleepstream.engine.report import print_figures
 from sleepstream.engine.types import Frame
@@ -127,13 +129,14 @@ def engine_run(rec: Recording, with_model: bool) -> EngineRun:
     tally = StageTally()
     engine, beds, model = build_engine(config, live=False, extra_sinks=[tally],
                                        drivers={"replay": [source]})
+    offload_staging(beds[0])  # as ``sleepstream replay`` runs a file at full speed
     t0, c0 = time.perf_counter(), time.process_time()
     asyncio.run(engine.run())
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     if beds[0].failed:
         raise RuntimeError(f"bench night failed: {beds[0].failed}")
-    steps = sum(p.steps_total for p in beds[0].state.processors
-                if isinstance(p, StagingProcessor))
+    staging = staging_of(beds[0])
+    steps = staging.steps_total if staging is not None else 0
     return EngineRun(wall, cpu, model.description, steps, tally.stages,
                      dict(tally.by_path))
 
@@ -148,10 +151,12 @@ def _night_figures(rec: Recording, hours: float, repeat: int, with_model: bool) 
     """Medians over ``repeat`` alternating rounds of baseline, no-model and model runs."""
     base, bare, full = [], [], []
     runs: list[EngineRun] = []
-    cpu: list[float] = []
+    cpu, bare_cpu = [], []
     for _ in range(repeat):
         base.append(_timed(lambda: asyncio.run(_baseline(rec))))
-        bare.append(engine_run(rec, with_model=False).wall_s)
+        plain = engine_run(rec, with_model=False)
+        bare.append(plain.wall_s)
+        bare_cpu.append(plain.cpu_s)
         if with_model:
             runs.append(engine_run(rec, with_model=True))
             full.append(runs[-1].wall_s)
@@ -162,6 +167,7 @@ def _night_figures(rec: Recording, hours: float, repeat: int, with_model: bool) 
         f"baseline_s_{key}": med_base,
         f"speedup_nomodel_{key}": hops / med_bare,
         f"us_per_hop_nomodel_{key}": med_bare / hops * 1e6,
+        f"cpu_s_nomodel_{key}": statistics.median(bare_cpu),
     }
     med = med_bare
     if with_model:
@@ -187,7 +193,8 @@ def _night_figures(rec: Recording, hours: float, repeat: int, with_model: bool) 
 def _print_night(hours: float, fig: dict[str, Any]) -> None:
     key = f"{hours:g}h"
     line = (f"{hours:>4g} h night: no model {fig[f'speedup_nomodel_{key}']:7.0f}x "
-            f"({fig[f'us_per_hop_nomodel_{key}']:6.1f} us/hop)")
+            f"({fig[f'us_per_hop_nomodel_{key}']:6.1f} us/hop, CPU "
+            f"{fig[f'cpu_s_nomodel_{key}']:.2f} s)")
     if f"speedup_{key}" in fig:
         line += (f"  with model {fig[f'speedup_{key}']:7.0f}x ({fig[f'us_per_hop_{key}']:6.1f}"
                  f" us/hop, CPU {fig[f'cpu_s_{key}']:.2f} s, {fig[f'model_steps_{key}']} steps,"
