@@ -41,6 +41,7 @@ from sleepstream.engine.inference.model_files import (
     session,
 )
 from sleepstream.engine.inference.scheduler import StepResult, StepScheduler
+from sleepstream.engine.inference.second_ring import SecondRing
 from sleepstream.engine.inference.spectral_model import (
     CLASS_SETS,
     COLLAPSE,
@@ -65,32 +66,7 @@ from sleepstream.engine.types import STAGES, Alert, F32Array, StageEstimate
 
 log = logging.getLogger(__name__)
 
-RING_S = 16  # seconds of model-rate samples buffered per modality
 RESET_GAP_S = 120  # a jump in time longer than this restarts the bed's stream state
-
-
-class _SecondRing:
-    """Model-rate samples of one modality by absolute sample index, ``RING_S`` seconds deep."""
-
-    def __init__(self, fs: int) -> None:
-        self.fs = fs
-        self.data = np.zeros(RING_S * fs, np.float32)
-        self.valid = np.zeros(RING_S * fs, bool)
-        self.end = 0  # absolute index one past the last sample written
-
-    def write(self, t0: float, data: F32Array, valid: npt.NDArray[np.bool_]) -> None:
-        start = round(t0 * self.fs)
-        idx = (start + np.arange(len(data))) % len(self.data)
-        self.data[idx] = data
-        self.valid[idx] = valid & np.isfinite(data)
-        self.end = max(self.end, start + len(data))
-
-    def take(self, first_s: int, n: int) -> tuple[F32Array, npt.NDArray[np.bool_]]:
-        """Seconds [first_s, first_s + n) and clear them (unwritten samples read as invalid)."""
-        idx = (first_s * self.fs + np.arange(n * self.fs)) % len(self.data)
-        d, v = self.data[idx].copy(), self.valid[idx].copy()
-        self.valid[idx] = False
-        return d, v
 
 
 class StagingProcessor:
@@ -119,7 +95,7 @@ class StagingProcessor:
         self.slot = np.array([slot], np.int64)
         mods = self.files.modalities
         self.epoch_s = self.files.epoch_s
-        self._rings = {m: _SecondRing(self.files.tokenizers[m].fs) for m in mods}
+        self._rings = {m: SecondRing(self.files.tokenizers[m].fs) for m in mods}
         self._tok: dict[str, TokenizerState] = {
             m: new_state(self.files.tokenizers[m]) for m in mods
         }

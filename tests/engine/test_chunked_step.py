@@ -223,3 +223,22 @@ def test_replay_staging_chunked_equals_stepwise_on_a_real_night(
         assert a.probs.keys() == b.probs.keys()
         assert all(abs(a.probs[s] - b.probs[s]) <= CHUNK_TOL for s in a.probs)
     assert {e.missing for e in runs[0][30:40]} == {("spo2",)}
+
+
+def test_replay_blocks_stage_as_live_one_second_blocks(files: ModelFiles, data_dir: Path) -> None:
+    """30-s replay blocks give the token path the samples 1-s live blocks give it: the
+    per-modality buffer grows to hold a whole block (it was 16 s deep, and seconds 0-13 of
+    every 30-s block were tokenized from seconds 16-29), and the logits agree within
+    ``CHUNK_TOL`` second by second."""
+    rec = read_recording(data_dir / REAL_NIGHT)
+    sig = {s.spec.modality: (s.data, s.valid.copy()) for s in rec.signals if s.spec.modality}
+    sig["hr"][1][400:460] = False  # a dropout inside one block
+    logits = []
+    for block_s in (30, 1):
+        backend = ChunkRecorder(OnnxRingBackend(files, 1))
+        proc = StagingProcessor("bed1", files=files, backend=backend)  # type: ignore[arg-type]
+        for b in _blocks(files, sig, 900, block_s):
+            proc.process(b)
+        assert proc.steps_total == 900
+        logits.append(np.concatenate(backend.logits))
+    np.testing.assert_allclose(logits[0], logits[1], rtol=0, atol=CHUNK_TOL)
