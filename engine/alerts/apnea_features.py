@@ -13,8 +13,10 @@ Base features per window describe the cyclic dynamics of obstructive events:
   periodicity at 20-100 s, its 0.01-0.04 Hz band power (absolute, relative) over 3, 5 and 10
   minutes, and the count of heart-rate surges above 3 and 6 bpm.
 
-``with_context`` appends, per base feature, the causal means over the last 10 and 30 minutes
-and the deviation from the night's running mean so far (a per-night normalisation).
+``with_context`` appends, per base feature, the causal means over the last 10 and 30 minutes,
+the deviation from the night's running mean so far and the feature's running percentile among
+every minute of the night so far (two per-night normalisations: a subject's own baseline heart-rate
+variability or SpO2 level reads as "usual for this night", whatever its absolute value).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ SPO2_SHAPE = (
     "spo2_nadir_90",
 )
 HR_FEATURES = (
-    "hr_std_120", "hr_std_600", "hr_range_120", "hr_absdiff_120", "hr_cyc_300", "hr_cyc_600",
+    "hr_std_120", "hr_raw_std_600", "hr_range_120", "hr_absdiff_120", "hr_cyc_300", "hr_cyc_600",
     "hr_cyc_rel_600", "hr_level_rel", "hr_vlf_600",
 )
 HR_CVHR = (
@@ -221,16 +223,26 @@ def base_names(with_spo2: bool) -> tuple[str, ...]:
 def feature_names(with_spo2: bool) -> tuple[str, ...]:
     base = base_names(with_spo2)
     ctx = tuple(f"ctx{m}_{n}" for m in CONTEXTS for n in base)
-    return base + ctx + tuple(f"rel_{n}" for n in base)
+    return (base + ctx + tuple(f"rel_{n}" for n in base) + tuple(f"pct_{n}" for n in base))
 
 
-def with_context(base: FloatArray, history: FloatArray | None = None,
-                 total: FloatArray | None = None, count: int = 0) -> FloatArray:
+def _running_percentile(rows: FloatArray, first: int) -> FloatArray:
+    """Per row ``i >= first`` of (K, F) ``rows`` and per column: the share of rows 0..i (itself
+    included) below it, ties counted half; (K - first, F)."""
+    out = np.empty((rows.shape[0] - first, rows.shape[1]))
+    for i in range(first, rows.shape[0]):
+        past = rows[: i + 1]
+        out[i - first] = ((past < rows[i]).sum(axis=0) + 0.5 * (past == rows[i]).sum(axis=0)) \
+            / (i + 1)
+    return out
+
+
+def with_context(base: FloatArray, past: FloatArray | None = None) -> FloatArray:
     """Append per base feature its causal means over the last ``CONTEXTS`` minutes (current one
-    included) and its deviation from the mean of every minute so far. Streaming: ``history``
-    (k, F), k < max(CONTEXTS), are the rows just before ``base``, ``total`` the sum of all
-    ``count`` earlier rows; (N, F) -> (N, 4F)."""
-    prev = np.zeros((0, base.shape[1])) if history is None else history
+    included), its deviation from the mean of every minute so far and its running percentile
+    among them. Streaming: ``past`` (k, F) are every base row before ``base``, oldest first;
+    (N, F) -> (N, 5F)."""
+    prev = np.zeros((0, base.shape[1])) if past is None else past
     rows = np.concatenate([prev, base], axis=0)  # (k + N, F)
     c = np.concatenate([np.zeros((1, rows.shape[1])), np.cumsum(rows, axis=0)], axis=0)
     i = np.arange(prev.shape[0], rows.shape[0])
@@ -238,7 +250,6 @@ def with_context(base: FloatArray, history: FloatArray | None = None,
     for m in CONTEXTS:
         lo = np.maximum(i + 1 - m, 0)
         parts.append((c[i + 1] - c[lo]) / (i + 1 - lo)[:, None])
-    run = np.cumsum(np.concatenate([np.zeros((1, base.shape[1])) if total is None
-                                    else total[None, :], base], axis=0), axis=0)[1:]
-    parts.append(base - run / (count + np.arange(1, base.shape[0] + 1))[:, None])
+    parts.append(base - c[i + 1] / (i + 1)[:, None])
+    parts.append(_running_percentile(rows, prev.shape[0]))
     return np.concatenate(parts, axis=1)

@@ -5,9 +5,10 @@ Each minute ``m`` (seconds ``[60 m, 60 m + 60)``) is scored when the engine cloc
 instant, so the decision is causal with a stated delay. The features (``apnea_features``)
 describe the cyclic dynamics of obstructive events: desaturation-resaturation shape and cyclic
 variation of heart rate, over short and long trailing windows, with their causal context over
-the last 10 and 30 minutes and the night so far. A gradient-boosted tree model, exported to plain
-arrays (``apnea_model``; fitted with record-wise cross-validation by ``sleepstream evaluate alerts
---fit``, written to ``apnea_minutes.json``), turns them into a probability.
+the last 10 and 30 minutes and their deviation from, and percentile among, the night so far.
+A gradient-boosted tree model, exported to plain arrays (``apnea_model``; fitted with record-wise
+cross-validation by ``sleepstream evaluate alerts --fit``, written to ``apnea_minutes.json``),
+turns them into a probability.
 
 The offline path (``minute_windows`` + ``minute_features`` + ``with_context``) and the streaming
 path (``MinuteClassifierState``) call the same feature functions on the same windows, so a
@@ -51,7 +52,7 @@ __all__ = [
 
 WINDOW_S = 600  # trailing seconds each decision looks at
 MINUTE_S = 60
-CONTEXT_MINUTES = max(CONTEXTS)  # base rows the streaming path keeps for the context means
+PAST_MINUTES = 1440  # base rows the streaming path keeps (the night so far, up to a day)
 DELAY_S = 30  # minute m is scored at 60 (m + 1) + DELAY_S
 HR_RANGE = (25.0, 220.0)
 SPO2_RANGE = (50.0, 100.5)
@@ -99,12 +100,10 @@ def load_models(path: Path = MODEL_PATH) -> dict[str, Model]:
 
 @dataclass(slots=True)
 class Context:
-    """One model's feature history: the last ``CONTEXT_MINUTES - 1`` base rows and the sum of
-    every base row so far."""
+    """One model's feature history: every base row so far (the last ``PAST_MINUTES``), oldest
+    first, for the context means and the night's running mean and percentiles."""
 
     rows: FloatArray
-    total: FloatArray
-    count: int = 0
 
 
 @dataclass(slots=True)
@@ -157,12 +156,10 @@ def _score(
         ctx = state.history.get(k)
         if ctx is None:
             feats[k] = with_context(base)
-            state.history[k] = Context(base, base[0].copy(), 1)
+            state.history[k] = Context(base)
             continue
-        feats[k] = with_context(base, ctx.rows, ctx.total, ctx.count)
-        ctx.rows = np.concatenate([ctx.rows, base])[-(CONTEXT_MINUTES - 1):]
-        ctx.total = ctx.total + base[0]
-        ctx.count += 1
+        feats[k] = with_context(base, ctx.rows)
+        ctx.rows = np.concatenate([ctx.rows, base])[-PAST_MINUTES:]
     if not (window_ok(h)[0] or has_spo2):
         return minute, None, key
     return minute, float(state.models[key].predict(feats[key])[0]), key
