@@ -6,8 +6,8 @@ every shard's forwarded events (``cluster.outputs``).
 into the store, view and metrics, the task routing the page's acknowledgements to the owning
 shard, a poll of every shard's live figures (last data time, connected) for the view, and the
 web server. The store's own technical alarm (``store_failed``) goes to the view and metrics like
-any event (its own small task). Not in cluster mode: the engine-internal metrics of a process (queue depths, step
-latency histogram): they stay with each shard.
+any event (its own small task). Not in cluster mode: the engine-internal metrics of a process
+(queue depths, step latency histogram): they stay with each shard.
 """
 
 from __future__ import annotations
