@@ -13,8 +13,9 @@ amplitude over ``[t - baseline_s, t)`` (at least half valid). Then (AASM):
   ~3 s late and dated ~3-5 s after its true start, and 12-s apneas were missed;
 - hypopnea: amplitude <= (1 - 0.3) x baseline held for 10 s (not an apnea), confirmed when a
   >= 3 % desaturation starts between its onset and ``hypopnea_desat_window_s`` after its end,
-  or an arousal is reported in that span (``note_arousal``). It is emitted once confirmed, as an
-  ENDED event with its onset and end;
+  or an arousal is reported in that span (``note_arousal``). A desaturation is only reported
+  once its own delay has passed, so a candidate waits that long past its window. It is emitted
+  once confirmed, as an ENDED event with its onset and end;
 - AHI: (apneas + confirmed hypopneas) per hour of valid airflow.
 
 A second in which the airflow trace does not change at all (every sample identical) is unknown,
@@ -55,6 +56,7 @@ class RespState:
     arousals: list[float] = field(default_factory=list)
     hypopneas: int = 0
     valid_s: float = 0.0
+    mark_delay_s: float = 0.0  # a desaturation is reported this long after it starts
 
 
 def new_state(bed: str, config: AlertConfig, channel: str) -> RespState:
@@ -68,7 +70,7 @@ def new_state(bed: str, config: AlertConfig, channel: str) -> RespState:
                             message="airflow down >= 90 % from baseline"),
         hypopnea=new_condition(bed, "hypopnea", config.hypopnea, channels=ch,
                                message="airflow down >= 30 % with desaturation"),
-        desat_window_s=config.hypopnea_desat_window_s,
+        desat_window_s=config.hypopnea_desat_window_s, mark_delay_s=config.desat3.delay_s,
     )
 
 
@@ -116,8 +118,8 @@ def _confirm(state: RespState, t_now: float) -> list[Alert]:
                 channels=(state.channel,), delay_s=state.hypopnea.rule.delay_s,
                 emitted_at=t_now, extra={"event": True},
             ))
-        elif end is None or t_now <= horizon:
-            keep.append((onset, end))
+        elif end is None or t_now <= horizon + state.mark_delay_s:
+            keep.append((onset, end))  # a desaturation starting by the horizon is still due
     state.candidates = keep[-8:]
     state.desat_onsets = [m for m in state.desat_onsets if m >= t_now - 300][-16:]
     state.arousals = [m for m in state.arousals if m >= t_now - 300][-16:]
