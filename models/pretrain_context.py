@@ -146,9 +146,13 @@ def fit_context_head(
 def summary4(truths: Sequence[np.ndarray], probs: Sequence[np.ndarray]) -> dict[str, Any]:
     """The ablation's 4-class figures of per-epoch probabilities (E, 4)."""
     q = scores(truths, [p.argmax(-1) for p in probs], FOUR)
+    return {"epochs": q["epochs"], **four_class_figures(q)}
+
+
+def four_class_figures(q: dict[str, Any]) -> dict[str, Any]:
+    """The 4-class figures the ablation reports, from ``evaluate.scores`` over W/light/deep/REM."""
     rem_t, rem_p = q["fraction_true"]["REM"], q["fraction_pred"]["REM"]
     return {
-        "epochs": q["epochs"],
         "accuracy_4class": q["accuracy"],
         "kappa_4class": q["kappa"],
         "macro_f1_4class": q["macro_f1"],

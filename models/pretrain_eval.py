@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from sleepstream.models.evaluate import score_probs
+from sleepstream.models.pretrain_context import four_class_figures
 from sleepstream.models.rq_transformer import RQTransformer
 from sleepstream.models.train import Tokenized, class_weights, warmup_cosine
 
@@ -236,25 +237,9 @@ def cross_validate(
 
 def summary(r: dict[str, Any]) -> dict[str, Any]:
     """The figures the ablation reports from ``score_probs``."""
-    f, q = r["five"], r["four"]
-    rem_t, rem_p = q["fraction_true"]["REM"], q["fraction_pred"]["REM"]
-    return {
-        "epochs": f["epochs"],
-        "accuracy": f["accuracy"],
-        "kappa": f["kappa"],
-        "macro_f1": f["macro_f1"],
-        "accuracy_4class": q["accuracy"],
-        "kappa_4class": q["kappa"],
-        "macro_f1_4class": q["macro_f1"],
-        "f1_4class": q["f1"],
-        "confusion_4class": q["confusion"],
-        "fraction_true_4class": q["fraction_true"],
-        "fraction_pred_4class": q["fraction_pred"],
-        "rem_share_true": rem_t,
-        "rem_share_pred": rem_p,
-        "rem_share_gap_points": 100 * abs(rem_p - rem_t),
-        "majority_accuracy_4class": max(q["fraction_true"].values()),
-    }
+    f = r["five"]
+    return {"epochs": f["epochs"], "accuracy": f["accuracy"], "kappa": f["kappa"],
+            "macro_f1": f["macro_f1"], **four_class_figures(r["four"])}
 
 
 def meets_goal(figures: dict[str, Any], kappa: float = 0.35, rem_points: float = 5.0) -> bool:
