@@ -165,3 +165,15 @@ def test_ack_reaches_processors_that_cannot_acknowledge_without_error() -> None:
     bed, _ = _bed(SPO2)
     events = bed.command(Command("b1", "ack", 2.0, None, "nurse"))
     assert [(e["type"], e["matched"]) for e in events] == [("status", False)]
+
+
+def test_the_last_partial_block_holds_only_the_channels_with_samples_in_it() -> None:
+    bed, rec = _bed(SPO2, HR)
+    for t in (0.0, 1.0):
+        bed.push(_frame(SPO2, t, np.full(4, 96.0)))
+        bed.push(_frame(HR, t, np.full(1, 60.0)))  # HR ends at 2 s
+    bed.push(_frame(SPO2, 2.0, np.full(2, 96.0)))  # SpO2 goes on to 2.5 s
+    bed.finish()
+    last = rec.blocks[-1]
+    assert (last.t_start, last.t_end, sorted(last.native)) == (2.0, 2.5, ["SpO2"])
+    assert last.native["SpO2"].data.shape[0] == 2
