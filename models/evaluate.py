@@ -116,12 +116,14 @@ def score_probs(data: Sequence[Tokenized], probs: Sequence[np.ndarray]) -> dict[
     preds5 = [p.argmax(-1) for p in probs]
     p4 = [np.stack([p[:, 0], p[:, 1] + p[:, 2], p[:, 3], p[:, 4]], -1) for p in probs]
     five = scores(truths, preds5, STAGES)
-    four = scores(
-        [np.where(t >= 0, TO_FOUR[np.maximum(t, 0)], -1) for t in truths],
-        [p.argmax(-1) for p in p4],
-        FOUR,
-    )
+    four = scores([four_class(t) for t in truths], [p.argmax(-1) for p in p4], FOUR)
     return {"five": five, "four": four}
+
+
+def four_class(stages: np.ndarray) -> np.ndarray:
+    """Five-class stages (-1 unscored) -> W, light, deep, REM (-1 kept)."""
+    out: np.ndarray = np.where(stages >= 0, TO_FOUR[np.maximum(stages, 0)], -1)
+    return out
 
 
 def subsets(modalities: Sequence[str]) -> list[tuple[str, tuple[str, ...]]]:

@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from sleepstream.models.evaluate import FOUR, TO_FOUR, scores
+from sleepstream.models.evaluate import FOUR, four_class, scores
+from sleepstream.models.spectral_train import softmax
 from sleepstream.models.train import Tokenized
 
 WINDOWS = (5, 10)  # epochs of context pooled beside the current epoch
@@ -56,12 +57,6 @@ class ContextHead:
 
     def probs(self, means: np.ndarray) -> np.ndarray:
         return softmax(self.logits(means))
-
-
-def softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(-1, keepdims=True))
-    out: np.ndarray = e / e.sum(-1, keepdims=True)
-    return out
 
 
 def epoch_means(h: np.ndarray, es: int = 30) -> np.ndarray:
@@ -99,12 +94,6 @@ class ContextStream:
         x = (np.concatenate(parts) - self.head.mean) / self.head.scale
         out: np.ndarray = x @ self.head.weight + self.head.bias
         return out
-
-
-def four_class(stages: np.ndarray) -> np.ndarray:
-    """Five-class stages (-1 unscored) -> W, light, deep, REM (-1 kept)."""
-    out: np.ndarray = np.where(stages >= 0, TO_FOUR[np.maximum(stages, 0)], -1)
-    return out
 
 
 def share_shift(z: np.ndarray, y: np.ndarray, iters: int) -> np.ndarray:
