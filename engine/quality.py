@@ -47,6 +47,7 @@ from sleepstream.engine.types import (
     BoolArray,
     ChannelSpec,
     F32Array,
+    FloatArray,
     Priority,
 )
 
@@ -164,6 +165,7 @@ def masks(
     only for flatline, whose condition starts at the first repeated value."""
     spec = state.spec
     modality = spec.modality or ""
+    none = np.zeros_like(valid)  # shared by every condition with no bad sample (read only)
     finite = np.isfinite(data)
     gap = ~valid
     nan = valid & ~finite
@@ -174,15 +176,19 @@ def masks(
         oor |= ok & (x < spec.valid_min)
     if spec.valid_max is not None:
         oor |= ok & (x > spec.valid_max)
-    zero = oor & (x <= 0.5)
-    probe_off = zero if modality == "spo2" else np.zeros_like(oor)
-    no_reading = zero if modality == "hr" else np.zeros_like(oor)
-    oor &= ~(probe_off | no_reading)
+    probe_off = no_reading = none
+    if modality in ("spo2", "hr"):
+        zero = oor & (x <= 0.5)
+        if modality == "spo2":
+            probe_off = zero
+        else:
+            no_reading = zero
+        oor &= ~zero
     out = {
         "signal_gap": gap, "nan": nan, "probe_off": probe_off, "no_reading": no_reading,
         "out_of_range": oor,
     }
-    out["clipping"] = _clipping(state, x, ok) if modality in WAVEFORMS else np.zeros_like(ok)
+    out["clipping"] = _clipping(state, x, ok) if modality in WAVEFORMS else none
     out["implausible_amplitude"] = _implausible(state, np.where(ok, data, np.nan))
     result = {code: (m, m) for code, m in out.items()}
     result["flatline"] = _flatline(state, x, ok)
@@ -292,10 +298,10 @@ def step(
     ok = np.ones_like(valid)
     alerts: list[Alert] = []
     counts: dict[str, int] = {}
-    t = t0 + np.arange(valid.shape[0], dtype=np.float64) / spec.fs
+    t: FloatArray | None = None  # sample times, made when a condition machine needs them
     t_emit = t0 + valid.shape[0] / spec.fs  # the engine time this block is seen: its end
     for code, (condition, bad) in bad_masks.items():
-        n_bad = int(bad.sum())
+        n_bad = int(np.count_nonzero(bad))
         if n_bad:
             ok &= ~bad
             counts[code] = n_bad
@@ -304,6 +310,8 @@ def step(
         if spec.modality is None or (
                 cond.current is None and cond.run_start is None and not condition.any()):
             continue
+        if t is None:
+            t = t0 + np.arange(valid.shape[0], dtype=np.float64) / spec.fs
         alerts += step_condition(cond, t, condition.astype(np.int8), np.zeros(t.size),
                                  dt=1.0 / spec.fs, t_emit=t_emit)
     alerts.sort(key=lambda a: a.emitted_at)

@@ -171,21 +171,37 @@ class StagingProcessor:
             frames, present = push_seconds(spec, self._tok[m], d, v)
             codes[:, i] = self.tokenizers.encode(m, frames)
             presence[:, i] = present
-        out: list[Alert | StageEstimate | Event] = []
-        res = None if self.shared else step_many(self.backend, int(self.slot[0]), codes, presence)
-        for j in range(n):
-            second = self._next + j
-            if res is None:
-                assert self.shared is not None
+        first = self._next
+        if self.shared is not None:
+            for j in range(n):
                 self.shared.scheduler.submit(
-                    self.bed, codes[j], presence[j], self._on_result(second, presence[j]),
-                    t=float(second),
+                    self.bed, codes[j], presence[j], self._on_result(first + j, presence[j]),
+                    t=float(first + j),
                 )
-                continue
-            est = self._fold(second, presence[j], res.stage_logits[j])
-            if est is not None:
-                out.append(est)
+            self._next = ready
+            return []
+        res = step_many(self.backend, int(self.slot[0]), codes, presence)
         self._next = ready
+        return self._fold_many(first, presence, res.stage_logits)
+
+    def _fold_many(
+        self, first: int, presence: npt.NDArray[np.bool_], logits: F32Array
+    ) -> list[Alert | StageEstimate | Event]:
+        """``_fold`` over the consecutive seconds from ``first``, an epoch's run at a time."""
+        out: list[Alert | StageEstimate | Event] = []
+        lo, n = 0, len(presence)
+        while lo < n:
+            to_end = self.epoch_s - (first + lo) % self.epoch_s  # seconds left in the epoch
+            hi = min(n, lo + to_end)
+            self.steps_total += hi - lo
+            self._seen |= presence[lo:hi].any(axis=0)
+            self._logit_sum += logits[lo:hi].sum(axis=0, dtype=np.float64)
+            self._presence_sum += presence[lo:hi].sum(axis=0)
+            self._steps += hi - lo
+            if hi - lo == to_end:
+                out.append(self._estimate(first + hi - self.epoch_s))
+                self._clear_epoch()
+            lo = hi
         return out
 
     def _fold(
