@@ -9,13 +9,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sleepstream.engine.inference.model_files import load_model_files
+from sleepstream.engine.inference.model_files import ModelFiles, load_model_files
 from sleepstream.engine.inference.staging import StagingProcessor
 from sleepstream.engine.types import StageEstimate
 
 
 @pytest.fixture(scope="module")
-def files():  # type: ignore[no-untyped-def]
+def files() -> ModelFiles:
     return load_model_files()
 
 
@@ -24,7 +24,7 @@ def _estimates(proc: StagingProcessor, out: list[object]) -> list[StageEstimate]
 
 
 @pytest.mark.parametrize("block", [1, 7, 30, 45, 95])
-def test_fold_many_equals_second_by_second(files, block: int) -> None:  # type: ignore[no-untyped-def]
+def test_fold_many_equals_second_by_second(files: ModelFiles, block: int) -> None:
     rng = np.random.default_rng(block)
     first, n = 13, 30 * 9 + 4  # starts mid-epoch, ends mid-epoch
     m = len(files.modalities)
