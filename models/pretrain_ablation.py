@@ -142,7 +142,8 @@ def ablation(
     context: ContextFit | None = None,
 ) -> tuple[dict[str, Any], dict[str, RQTransformer]]:
     """Figures of every arm on the same record-wise folds of ``stage``: the model's per-epoch
-    stage head and, with ``context``, the context head over the same embeddings."""
+    stage head and, with ``context``, the context head over the same embeddings (and its
+    forward filter's figures under ``context_head.filtered``)."""
     folds = subject_folds([d.name for d in stage], k)
     models, info = arms(names, ref, pre, run, out)
     results: dict[str, Any] = {}
@@ -154,6 +155,8 @@ def ablation(
         figures["meets_goal"] = meets_goal(figures)
         if context is not None:
             ctx = cross_validate_context(emb, stage, folds, context)
+            if "filtered" in ctx:
+                ctx["filtered"]["meets_goal"] = meets_goal(ctx["filtered"])
             figures["context_head"] = {**ctx, "meets_goal": meets_goal(ctx)}
         figures["fit_s"] = round(time.monotonic() - t0, 1)
         results[name] = {**info[name], **figures}

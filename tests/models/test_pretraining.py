@@ -91,6 +91,11 @@ def test_ablation_command_end_to_end(
         ctx = r["context_head"]
         assert ctx["epochs"] == r["epochs"] and len(ctx["folds"]) == 2
         assert sum(sum(row) for row in ctx["confusion_4class"]) == ctx["epochs"]
+        filt = ctx["filtered"]
+        assert filt["epochs"] == r["epochs"] and len(filt["folds"]) == 2
+        assert filt["meets_goal"] == (
+            filt["kappa_4class"] >= 0.35 and filt["rem_share_gap_points"] <= 5
+        )
     assert len({r["rem_share_true"] for r in rep["arms"].values()}) == 1
     assert "pretrain_s" in rep["arms"]["real"]
     assert (tmp_path / "arms" / "pretrain-real.npz").exists()

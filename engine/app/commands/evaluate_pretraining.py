@@ -8,7 +8,9 @@ synthetic-only pretraining, and none. The head's output biases are then shifted 
 predictions on the training folds come in the scored stage shares (figures before the shift are
 reported under ``before_share_matching``). On the same embeddings and folds, each arm also reports
 ``context_head``: a logistic stage head over the current epoch's mean embedding and the means over
-the last 5 and 10 epochs (``models.pretrain_context``; ``--no-context`` leaves it out).
+the last 5 and 10 epochs (``models.pretrain_context``; ``--no-context`` leaves it out), and under
+``context_head.filtered`` the same head through a causal forward filter (stage transitions counted
+on the training folds' hypnograms, forward pass only; ``--no-filter`` leaves it out).
 Tokenized nights are cached under ``--cache``; pretrained arms are kept in ``--out`` and reused by
 a later run with the same settings. ``--save DIR`` also writes the real-pretrained transformer with
 a stage head fit on every stage night, and its context head (``context_head.npz``).
@@ -55,6 +57,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--no-context", action="store_true", help="leave the context head (past epochs) out"
     )
     p.add_argument(
+        "--no-filter", action="store_true", help="leave the context head's forward filter out"
+    )
+    p.add_argument(
         "--out", type=Path, default=Path("out/pretraining"), help="folder for the pretrained arms"
     )
     p.add_argument(
@@ -77,7 +82,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _row(name: str, r: dict[str, float]) -> str:
     return (
-        f"{name:<17} {r['accuracy']:>6.3f} {r['kappa']:>7.3f} {r['accuracy_4class']:>6.3f} "
+        f"{name:<20} {r['accuracy']:>6.3f} {r['kappa']:>7.3f} {r['accuracy_4class']:>6.3f} "
         f"{r['kappa_4class']:>7.3f} {r['macro_f1_4class']:>6.3f} "
         f"{100 * r['rem_share_true']:>6.1f} {100 * r['rem_share_pred']:>6.1f}"
     )
@@ -86,7 +91,7 @@ def _row(name: str, r: dict[str, float]) -> str:
 def _row4(name: str, r: dict[str, float]) -> str:
     """A 4-class-only row (the context head resolves W, light, deep, REM)."""
     return (
-        f"{name:<17} {'':>6} {'':>7} {r['accuracy_4class']:>6.3f} {r['kappa_4class']:>7.3f} "
+        f"{name:<20} {'':>6} {'':>7} {r['accuracy_4class']:>6.3f} {r['kappa_4class']:>7.3f} "
         f"{r['macro_f1_4class']:>6.3f} {100 * r['rem_share_true']:>6.1f} "
         f"{100 * r['rem_share_pred']:>6.1f}"
     )
@@ -125,13 +130,13 @@ def main(args: argparse.Namespace) -> int:
         raise SystemExit("no recordings with SpO2 or heart rate (and, for the head, stages)")
     run = PretrainRun(args.steps, args.batch, args.crop, args.lr, args.seed)
     fit = HeadFit(steps=args.head_steps, lr=args.head_lr, seed=args.seed)
-    context = None if args.no_context else ContextFit()
+    context = None if args.no_context else ContextFit(forward_filter=not args.no_filter)
     names = [a.strip() for a in args.arms.split(",") if a.strip()]
     report, models = ablation(names, ref, pre, stage, args.folds, run, fit, args.out, context)
     print(f"pretraining: {len(pre)} nights, hours {report['pretraining']['hours']}")
     print(f"stage head: {len(stage)} nights, folds {report['folds']}")
     print(
-        f"{'arm':<17} {'acc5':>6} {'kappa5':>7} {'acc4':>6} {'kappa4':>7} {'mf1_4':>6} "
+        f"{'arm':<20} {'acc5':>6} {'kappa5':>7} {'acc4':>6} {'kappa4':>7} {'mf1_4':>6} "
         f"{'REM%':>6} {'pred%':>6}"
     )
     for name, r in report["arms"].items():
@@ -139,6 +144,8 @@ def main(args: argparse.Namespace) -> int:
     for name, r in report["arms"].items():
         if "context_head" in r:
             print(_row4(f"{name}+context", r["context_head"]))
+            if "filtered" in r["context_head"]:
+                print(_row4(f"{name}+ctx+filter", r["context_head"]["filtered"]))
     if args.save is not None and "real" in models:
         meta = {"pretraining_ablation": report, "stage_records": report["stage_records"]}
         report["saved_sha256"] = save_variant(
