@@ -45,8 +45,10 @@ class IntegratorState:
     held: float = 0.0  # valid seconds below the limit in the episode
     area: float = 0.0  # % x s below the limit in the episode
     on: bool = False  # the alarm criterion is met
-    good: int = 0  # consecutive valid seconds at or above the limit
+    good: int = 0  # valid seconds at or above the limit since the last one below it
     unknown: int = 0  # consecutive invalid seconds
+    good_start: float = 0.0  # the first of the ``good`` seconds
+    unknown_start: float = 0.0  # the first of the ``unknown`` seconds
 
 
 @dataclass(slots=True)
@@ -95,17 +97,21 @@ def _reset(st: IntegratorState) -> None:
 
 def integrate(
     st: IntegratorState, t: FloatArray, spo2: FloatArray
-) -> tuple[Criterion, list[float]]:
-    """Per second: the alarm criterion (1 on, 0 off, -1 unknown) and, for seconds where it turns
-    on, the episode onset to announce. A loop over seconds only while an episode is open."""
+) -> tuple[Criterion, list[float], dict[float, float]]:
+    """Per second: the alarm criterion (1 on, 0 off, -1 unknown); for seconds where it turns
+    on, the episode onset to announce; for seconds where an announced episode's hold is
+    over, {that second: the start of the stretch that ended it} (the first valid reading back
+    at or above the limit, or the first invalid one), the alarm's ``end`` as every held
+    condition gives it. A loop over seconds only while an episode is open."""
     rule = st.cond.rule
     limit = rule.threshold
     known = ~np.isnan(spo2)
     below = known & (np.nan_to_num(spo2, nan=100.0) < limit)
     out = np.where(known, np.int8(0), np.int8(-1)).astype(np.int8)
     onsets: list[float] = []
+    ends: dict[float, float] = {}
     if st.onset is None and not below.any():
-        return out, onsets
+        return out, onsets, ends
     hold = max(rule.hold_s, 1.0)
     for i in range(t.size):
         if below[i]:
@@ -119,21 +125,29 @@ def integrate(
                 st.on = True
                 onsets.append(st.onset)
         elif known[i]:
+            if st.good == 0:
+                st.good_start = float(t[i])
             st.good += 1
             st.unknown = 0
             if not st.on or st.good >= hold:
+                if st.on:
+                    ends[float(t[i])] = st.good_start
                 _reset(st)
         else:
+            if st.unknown == 0:
+                st.unknown_start = float(t[i])
             st.unknown += 1
             if st.unknown >= hold:
+                if st.on:
+                    ends[float(t[i])] = st.unknown_start
                 _reset(st)
         out[i] = 1 if st.on else (0 if known[i] else -1)
-    return out, onsets
+    return out, onsets, ends
 
 
 def _hypoxemia(st: IntegratorState, t: FloatArray, spo2: FloatArray, t_emit: float
                ) -> list[Alert]:
-    met, onsets = integrate(st, t, spo2)
+    met, onsets, ends = integrate(st, t, spo2)
     cond = st.cond
     rule = cond.rule
     cond.rule = replace(rule, delay_s=0.0, hold_s=0.0)  # the integrator applied both
@@ -146,6 +160,10 @@ def _hypoxemia(st: IntegratorState, t: FloatArray, spo2: FloatArray, t_emit: flo
     for a in alerts:
         if a.state == AlertState.ACTIVE and a.end is None and onsets:
             episode[a.id] = onsets.pop(0)
+        if a.end is not None and a.end in ends:  # ended by the hold at second ``a.end``
+            a = replace(a, end=ends.pop(a.end))
+            if cond.current is not None and cond.current.id == a.id:
+                cond.current = a
         if a.id in episode:  # its announcement, and any later transition in the same block
             a = replace(a, onset=episode[a.id], delay_s=rule.delay_s,
                         extra={**a.extra, "satseconds": rule.satseconds})
