@@ -49,7 +49,10 @@ class ResamplerSpec:
 
 
 def design(fs_in: float, fs_out: float, *, max_delay_s: float = 2.0) -> ResamplerSpec:
-    """A resampler from ``fs_in`` to ``fs_out``; its delay stays under ``max_delay_s``."""
+    """A resampler from ``fs_in`` to ``fs_out``; its delay stays under ``max_delay_s`` where a
+    filter of at least 2 zero crossings per side allows it: the shortest, and only for rates of
+    a few hertz, delays by ``2 max(up, down) / (up fs_in)`` s (1 -> 0.5 Hz: 4 s; no model rate
+    is that slow)."""
     ratio = Fraction(fs_out / fs_in).limit_denominator(1000)
     up, down = ratio.numerator, ratio.denominator
     if abs(up / down * fs_in - fs_out) > 1e-6 * fs_out:
