@@ -87,6 +87,25 @@ def test_hypoxemia_alarms_carry_the_episode_onset_delay_and_area_through_their_e
                       if a.end is not None and a.state == AlertState.ACTIVE]
     assert latched.extra["latched"]
     assert (t, latched.onset) == (150.0, 60.0)
+    assert end.end == latched.end == 90.0  # the first second back above the limits
+
+
+def test_a_latched_alarm_keeps_its_end_when_acknowledged_or_ended_by_a_new_episode() -> None:
+    """hypoxemia88 latches: 60 s back at 95 % give an active alarm whose ``end`` is the first
+    second back (90); an acknowledgement ends it with that end. Without one, it escalates
+    (unacknowledged for 60 s) with that end, and a second episode ends it (same end) as it
+    announces its own."""
+    seen, eng = _feed(_series((95.0, 60), (87.0, 30), (95.0, 70)))
+    [ack] = eng.acknowledge("b1/hypoxemia88/1", 165.0)
+    assert (ack.state, ack.onset, ack.end) == (AlertState.ENDED, 60.0, 90.0)
+
+    seen, _ = _feed(_series((95.0, 60), (87.0, 30), (95.0, 70), (87.0, 30), (95.0, 10)))
+    got = [(t, a.id, a.state, a.onset, a.end) for t, a in _alarms(seen, "hypoxemia88")]
+    assert got == [(90.0, "b1/hypoxemia88/1", AlertState.ACTIVE, 60.0, None),
+                   (150.0, "b1/hypoxemia88/1", AlertState.ACTIVE, 60.0, 90.0),
+                   (150.0, "b1/hypoxemia88/1", AlertState.ESCALATED, 60.0, 90.0),
+                   (190.0, "b1/hypoxemia88/1", AlertState.ENDED, 60.0, 90.0),
+                   (190.0, "b1/hypoxemia88/2", AlertState.ACTIVE, 160.0, None)]
 
 
 # ---- invalid readings --------------------------------------------------------------------------
