@@ -142,13 +142,20 @@ async def test_outlet_restart_is_lost_then_recovered_with_samples_accounted() ->
         outlet = _outlet(sid)
 
         async def pusher() -> None:
-            for k in range(15, 80):  # chunks 10..14 are never sent; the inlet joins later
+            # chunks 10..14 are never sent; the inlet joins later. It keeps sending until the
+            # source has read enough: an inlet reopened late on a loaded machine misses what
+            # was sent before it opened, not the data that follows.
+            k = 15
+            while True:
                 _push(outlet, k, origin)
+                k += 1
                 await asyncio.sleep(0.02)
 
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(pusher())
-            frames, events = await _drain(source, until_counter=799)
+        sending = asyncio.create_task(pusher())
+        try:
+            frames, events = await _drain(source, until_counter=799, timeout_s=30.0)
+        finally:
+            sending.cancel()
     lost = [e for e in events if e.code == "stream_lost"]
     assert [e.active for e in lost] == [True, False]
     assert lost[0].t == pytest.approx(first[-1].timestamps[-1] + 1 / FS, abs=1e-6)
