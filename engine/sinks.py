@@ -149,13 +149,15 @@ class ConsoleSink:
 
 
 class TallySink:
-    """Counts events by type, alarms by (bed, kind, code) (each alarm id once) and scored events
-    by (bed, code), for run summaries."""
+    """Counts events by type, alarms by (bed, kind, code) (each alarm id once), scored events
+    by (bed, code) and stage events by (bed, stage; "abstained" where the decoder abstained),
+    for run summaries."""
 
     def __init__(self) -> None:
         self.types: Counter[str] = Counter()
         self.onsets: Counter[tuple[str, str, str]] = Counter()
         self.scored: Counter[tuple[str, str]] = Counter()
+        self.staged: Counter[tuple[str, str]] = Counter()
         self._ids: set[str] = set()
 
     async def emit(self, event: Event) -> None:
@@ -165,6 +167,12 @@ class TallySink:
             self.onsets[(str(event.get("bed")), str(event.get("kind")), str(event["code"]))] += 1
         elif event.get("type") == "event":
             self.scored[(str(event.get("bed")), str(event.get("code")))] += 1
+        elif event.get("type") == "stage":
+            self.staged[(str(event.get("bed")), str(event.get("stage") or "abstained"))] += 1
+
+    def stages(self, bed: str) -> Counter[str]:
+        """Stage events per stage of one bed ("abstained": no stage claimed)."""
+        return Counter({st: n for (b, st), n in self.staged.items() if b == bed})
 
     def events(self, bed: str) -> Counter[str]:
         """Scored events per code of one bed."""

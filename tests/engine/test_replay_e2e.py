@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import replace
 
 import numpy as np
@@ -140,3 +140,18 @@ def test_progress_bar_counts_the_recording_and_lifts_off_for_console_lines(
     assert capsys.readouterr().out == "[00:01:00] replay an event line\n"  # a whole line
     drawn = term.getvalue()
     assert "100%" in drawn and "120/120" in drawn
+
+
+def test_replay_summary_counts_stage_events_by_stage(data_dir, tmp_path, capsys):
+    """The real nap (256-Hz EEG) through the shipped model: the summary's stage line gives the
+    stage events per stage, abstentions apart, exactly as the JSONL holds them."""
+    out = tmp_path / "events.jsonl"
+    code = cli_main(["replay", str(data_dir / "nap-eeg" / "nap-eeg.edf"), "--max-speed",
+                     "--quiet", "--out", str(out)])
+    assert code == 0
+    stages = [json.loads(line) for line in out.read_text().splitlines()]
+    counts = Counter(e["stage"] or "abstained" for e in stages if e["type"] == "stage")
+    assert sum(counts.values()) >= 45 and set(counts) - {"abstained"}  # staged from the EEG
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("stage events"))
+    listed = ", ".join(f"{k} x{v}" for k, v in sorted(counts.items()))
+    assert line.split(None, 2)[2] == f"{sum(counts.values())}: {listed}"

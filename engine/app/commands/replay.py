@@ -113,7 +113,9 @@ def print_summary(
     w(f"technical alarms      {tech}\n")
     w(f"physiological alarms  {phys}\n")
     w(f"scored events         {_counts(tally.events(name))}\n")
-    w(f"stage events          {tally.types.get('stage', 0)}\n")
+    stages = tally.stages(name)
+    w(f"stage events          {tally.types.get('stage', 0)}"
+      f"{': ' + _counts(stages) if stages else ''}\n")
     others = {k: v for k, v in tally.types.items() if k not in ("alert", "event", "stage")}
     w(f"other events          {_counts(Counter(others))}\n")
     if bed.failed:

@@ -135,6 +135,9 @@ def print_summary(beds: list[BedRuntime], tally: TallySink, out: TextIO) -> None
         alarms = {k[1:]: v for k, v in tally.onsets.items() if k[0] == bed.state.bed}
         text = ", ".join(f"{code} ({kind}) x{n}" for (kind, code), n in sorted(alarms.items()))
         out.write(f"  alarms: {text or 'none'}\n")
+        staged = tally.stages(bed.state.bed)
+        stages = ", ".join(f"{st} x{n}" for st, n in sorted(staged.items()))
+        out.write(f"  stages: {stages or 'none'}\n")
 
 
 def main(args: argparse.Namespace) -> int:
