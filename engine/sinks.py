@@ -148,6 +148,11 @@ class ConsoleSink:
         self.stream.flush()
 
 
+def counts_text(counter: Counter[str]) -> str:
+    """``a x2, b x1`` in name order, or ``none``: one summary line's counts."""
+    return ", ".join(f"{k} x{v}" for k, v in sorted(counter.items())) or "none"
+
+
 class TallySink:
     """Counts events by type, alarms by (bed, kind, code) (each alarm id once), scored events
     by (bed, code) and stage events by (bed, stage; "abstained" where the decoder abstained),

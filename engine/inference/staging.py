@@ -193,27 +193,28 @@ class StagingProcessor:
         while lo < n:
             to_end = self.epoch_s - (first + lo) % self.epoch_s  # seconds left in the epoch
             hi = min(n, lo + to_end)
-            self.steps_total += hi - lo
-            self._seen |= presence[lo:hi].any(axis=0)
-            self._logit_sum += logits[lo:hi].sum(axis=0, dtype=np.float64)
-            self._presence_sum += presence[lo:hi].sum(axis=0)
-            self._steps += hi - lo
+            self._add(presence[lo:hi], logits[lo:hi])
             if hi - lo == to_end:
                 out.append(self._estimate(first + hi - self.epoch_s))
                 self._clear_epoch()
             lo = hi
         return out
 
+    def _add(self, presence: npt.NDArray[np.bool_], logits: F32Array) -> None:
+        """Add k steps' presence (k, M) and stage logits (k, 5) to the open epoch."""
+        k = len(presence)
+        self.steps_total += k
+        self._seen |= presence.any(axis=0)
+        self._logit_sum += logits.sum(axis=0, dtype=np.float64)
+        self._presence_sum += presence.sum(axis=0)
+        self._steps += k
+
     def _fold(
         self, second: int, presence: npt.NDArray[np.bool_], logits: F32Array | None
     ) -> StageEstimate | None:
         """Add one step's outputs (None: the step failed) to the epoch; its estimate at the end."""
         if logits is not None:
-            self.steps_total += 1
-            self._seen |= presence
-            self._logit_sum += logits
-            self._presence_sum += presence
-            self._steps += 1
+            self._add(presence[None], logits[None])
         if (second + 1) % self.epoch_s:
             return None
         est = self._estimate(second + 1 - self.epoch_s)

@@ -19,7 +19,7 @@ from sleepstream.engine.app.compose import sink_failures
 from sleepstream.engine.app.night_replay import prepare_replay
 from sleepstream.engine.config import Config, ModelSection, load_config
 from sleepstream.engine.pipeline import BedRuntime
-from sleepstream.engine.sinks import ConsoleSink, TallySink
+from sleepstream.engine.sinks import ConsoleSink, TallySink, counts_text
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -108,19 +108,16 @@ def print_summary(
         w(f"{name[:22]:<22} {s['fs']:>6g} {s['samples_in']:>12} {s['filled']:>11} "
           f"{s['invalid']:>8}  {reasons}\n")
     name = bed.state.bed
-    tech = _counts(tally.alarms(name, "technical"))
-    phys = _counts(tally.alarms(name, "physiological"))
+    tech = counts_text(tally.alarms(name, "technical"))
+    phys = counts_text(tally.alarms(name, "physiological"))
     w(f"technical alarms      {tech}\n")
     w(f"physiological alarms  {phys}\n")
-    w(f"scored events         {_counts(tally.events(name))}\n")
+    w(f"scored events         {counts_text(tally.events(name))}\n")
     stages = tally.stages(name)
     w(f"stage events          {tally.types.get('stage', 0)}"
-      f"{': ' + _counts(stages) if stages else ''}\n")
+      f"{': ' + counts_text(stages) if stages else ''}\n")
     others = {k: v for k, v in tally.types.items() if k not in ("alert", "event", "stage")}
-    w(f"other events          {_counts(Counter(others))}\n")
+    w(f"other events          {counts_text(Counter(others))}\n")
     if bed.failed:
         w(f"BED FAILED: {bed.failed}\n")
 
-
-def _counts(counter: Counter[str]) -> str:
-    return ", ".join(f"{k} x{v}" for k, v in sorted(counter.items())) or "none"

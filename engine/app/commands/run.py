@@ -30,7 +30,7 @@ from sleepstream.engine.clock import MonotonicClock
 from sleepstream.engine.config import Config, load_config
 from sleepstream.engine.errors import SleepstreamError, known_failure
 from sleepstream.engine.pipeline import BedRuntime
-from sleepstream.engine.sinks import TallySink
+from sleepstream.engine.sinks import TallySink, counts_text
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -135,9 +135,7 @@ def print_summary(beds: list[BedRuntime], tally: TallySink, out: TextIO) -> None
         alarms = {k[1:]: v for k, v in tally.onsets.items() if k[0] == bed.state.bed}
         text = ", ".join(f"{code} ({kind}) x{n}" for (kind, code), n in sorted(alarms.items()))
         out.write(f"  alarms: {text or 'none'}\n")
-        staged = tally.stages(bed.state.bed)
-        stages = ", ".join(f"{st} x{n}" for st, n in sorted(staged.items()))
-        out.write(f"  stages: {stages or 'none'}\n")
+        out.write(f"  stages: {counts_text(tally.stages(bed.state.bed))}\n")
 
 
 def main(args: argparse.Namespace) -> int:
