@@ -120,4 +120,3 @@ def print_summary(
     w(f"other events          {counts_text(Counter(others))}\n")
     if bed.failed:
         w(f"BED FAILED: {bed.failed}\n")
-
