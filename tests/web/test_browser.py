@@ -58,6 +58,10 @@ async def _scenario(tmp_path: Path, broker) -> Path:
             await chip.wait_for(timeout=20_000)  # hypoxemia, live
             active = await wait_until(lambda: _alarm(st.events.events, "active"), 5)
             assert await tile.locator(f'[data-alarm-id="{active["id"]}"]').count() == 1
+            # the simulator replays at SPEED x real time: its data is stamped ahead of the
+            # clock, and the tile says so instead of "0 s ago"
+            await expect(tile.locator('[data-role="last-data"]')).to_contain_text(
+                re.compile(r"\d+ s ahead of the clock"), timeout=10_000)
             await page.screenshot(path=str(shot))
 
             await page.fill("#operator", OPERATOR)

@@ -114,6 +114,13 @@ function last(rows, key) {
   return null;
 }
 
+// A source replayed faster than real time (a simulator's speed) stamps data ahead of the clock:
+// say so rather than "0 s ago"; a second either way is clock jitter.
+function dataAge(age) {
+  if (age == null) return "";
+  return age < -1 ? ` (${-age} s ahead of the clock)` : ` (${Math.max(0, age)} s ago)`;
+}
+
 function sortedAlarms(bed) { return [...bed.alarms.values()].sort(byPriority); }
 
 function tile(bed) {
@@ -124,7 +131,7 @@ function tile(bed) {
   const q = last(bed.trends, "quality");
   const stage = bed.stage ? (bed.stage.stage ?? "—") : "…";
   const conf = bed.stage && bed.stage.confidence != null ? `${Math.round(bed.stage.confidence * 100)} %` : "";
-  const age = live.last_data_wall != null ? Math.max(0, Math.round(Date.now() / 1000 - live.last_data_wall)) : null;
+  const age = live.last_data_wall != null ? Math.round(Date.now() / 1000 - live.last_data_wall) : null;
   return `<article class="tile ${top ? "alarm-" + esc(top.priority) : ""}" data-bed="${esc(bed.bed)}">
     <h3>${esc(bed.bed)} <span class="site">${esc(bed.site)}</span></h3>
     <div class="row"><span class="stage" data-role="stage">${esc(stage)}</span>
@@ -137,7 +144,7 @@ function tile(bed) {
       `<span class="chip ${esc(a.priority)} ${esc(a.state)}" data-alarm-id="${esc(a.id)}" title="${esc(a.message)}">${esc(a.code)}${a.state === "acknowledged" ? " ✓" : ""}</span>`).join("")}</div>
     <div class="row dim"><span class="quality ${technical.length ? "bad" : "ok"}" data-role="quality">${technical.length
       ? "sensor: " + esc(technical.join(", ")) : "signal ok"}${q != null ? ` · ${Math.round(q * 100)} % valid` : ""}</span>
-      <span data-role="last-data">last data ${clock(live.last_data_wall, live.last_data_t)}${age != null ? ` (${age} s ago)` : ""}</span></div>
+      <span data-role="last-data">last data ${clock(live.last_data_wall, live.last_data_t)}${dataAge(age)}</span></div>
   </article>`;
 }
 
