@@ -19,6 +19,8 @@
   time on the engine clock minus the time the criterion (threshold held for the condition delay)
   is met in the data, found by an independent whole-night computation -> p50/p99 seconds.
 
+``--per-record`` adds, per minute-labelled set, each record's figures and those pooled over
+records named alike (the HuGCDN set's C, D and ND nights), to the text and the JSON line.
 ``--fit`` refits the shipped models on all records of each set and writes ``apnea_minutes.json``.
 """
 
@@ -28,6 +30,7 @@ import argparse
 import csv
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +60,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="model kind to cross-validate and fit (default boosted)")
     p.add_argument("--latency", type=int, default=2, metavar="N",
                    help="nights to replay for alert latency (0: skip; default 2)")
+    p.add_argument("--per-record", action="store_true",
+                   help="also each record's figures and those of records named alike")
 
 
 def _labelled(folder: Path) -> bool:
@@ -164,9 +169,29 @@ def _minute_labels(path: Path) -> np.ndarray:
     return np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)[:, 1].astype(bool)
 
 
-def evaluate_minutes(folder: Path, kind: str = "boosted"
+def per_record(names: list[str], ys: list[np.ndarray], probs: list[np.ndarray]
+               ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Per record: minutes, labelled and predicted apnea share, accuracy, AUROC (NaN for a night
+    with one class only); and the same pooled over the records whose names start with the same
+    letters (the HuGCDN set's C controls, D and ND patients)."""
+    rows = [{"record": n, "minutes": int(y.size), "labelled": float(y.mean()),
+             "predicted": float((p >= 0.5).mean()), "accuracy": float(((p >= 0.5) == y).mean()),
+             "auroc": auroc(y, p)} for n, y, p in zip(names, ys, probs, strict=True)]
+    prefixes = [re.sub(r"[^A-Za-z].*", "", n) for n in names]  # "ND11" -> "ND"
+    groups: dict[str, dict[str, Any]] = {}
+    for prefix in sorted(set(prefixes)):
+        idx = [i for i, q in enumerate(prefixes) if q == prefix]
+        y = np.concatenate([ys[i] for i in idx])
+        p = np.concatenate([probs[i] for i in idx])
+        groups[prefix or "-"] = {"records": len(idx), "minutes": int(y.size),
+                                 **binary(y, p >= 0.5, p)}
+    return rows, groups
+
+
+def evaluate_minutes(folder: Path, kind: str = "boosted", *, detail: bool = False
                      ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Record-wise CV on a minute-labelled set; returns (figures, fitted model JSON)."""
+    """Record-wise CV on a minute-labelled set; returns (figures, fitted model JSON); with
+    ``detail`` the figures also hold ``per_record`` and ``groups`` (``per_record``)."""
     recs = sorted(folder.glob("*.minutes.csv"))
     xs, ys, oks, odis, odi_min = [], [], [], [], []
     nights = [(_series(p.with_name(p.name.replace(".minutes.csv", ".edf"))), _minute_labels(p))
@@ -211,6 +236,9 @@ def evaluate_minutes(folder: Path, kind: str = "boosted"
         fig["odi3_pearson_r"] = _pearson(odis, lab_idx)
         score = np.concatenate(odi_min)
         fig["odi3_rule"] = binary(y, score > 0, score)
+    if detail:
+        fig["per_record"], fig["groups"] = per_record(
+            [p.name.removesuffix(".minutes.csv") for p in recs], ys, probs)
     final = fit_model(np.concatenate(xs), np.concatenate(ys), names, kind)
     return fig, {key: final.to_json()}
 
@@ -343,12 +371,17 @@ def latency(folder: Path, nights: int) -> dict[str, Any]:
             "max_s": float(np.max(arr)), "goal_p99_s": 1.0}
 
 
+def _pairs(fig: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in fig.items())
+
+
 def main(args: argparse.Namespace) -> int:
     figures: dict[str, Any] = {}
     shipped: dict[str, Any] = {}
     for folder in _sets(args.data):
         if list(folder.glob("*.minutes.csv")):
-            fig, model = evaluate_minutes(folder, args.model)
+            fig, model = evaluate_minutes(folder, args.model, detail=args.per_record)
             shipped.update(model)
             goals = GOALS["oximetry" if fig["model"] == "spo2_hr" else "hr"]
             fig.update({f"goal_{k}": v for k, v in goals.items()})
@@ -360,8 +393,12 @@ def main(args: argparse.Namespace) -> int:
             hr_model = am.model_from_json(hr) if hr is not None else am.load_models()["hr"]
             fig = evaluate_epochs(folder, hr_model)
         figures[folder.name] = fig
-        print(f"{folder.name}: " + ", ".join(
-            f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in fig.items()))
+        print(f"{folder.name}: " + _pairs({k: v for k, v in fig.items()
+                                           if k not in ("per_record", "groups")}))
+        for row in fig.get("per_record", []):
+            print(f"  {row['record']}: " + _pairs({k: v for k, v in row.items() if k != "record"}))
+        for prefix, group in fig.get("groups", {}).items():
+            print(f"  records {prefix}*: " + _pairs(group))
     if args.fit:
         path = am.MODEL_PATH
         old = json.loads(path.read_text()) if path.exists() else {"models": {}}
