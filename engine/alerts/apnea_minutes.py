@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -98,6 +99,11 @@ def load_models(path: Path = MODEL_PATH) -> dict[str, Model]:
     return apnea_model.load_models(path)
 
 
+def load_validation(path: Path = MODEL_PATH) -> dict[str, dict[str, Any]]:
+    """The shipped models' figures on real data, by input set."""
+    return apnea_model.load_validation(path)
+
+
 @dataclass(slots=True)
 class Context:
     """One model's feature history: every base row so far (the last ``PAST_MINUTES``), oldest
@@ -112,15 +118,21 @@ class MinuteClassifierState:
     each model's feature history."""
 
     models: dict[str, Model]
+    validation: dict[str, dict[str, Any]]  # per model: its figures on real data (may be empty)
     spo2: FloatArray  # (WINDOW_S,) oldest first, NaN invalid
     hr: FloatArray  # (WINDOW_S,)
     seen_s: int = 0  # seconds consumed since the engine clock's 0
     history: dict[str, Context] = field(default_factory=dict)
 
 
-def new_classifier(models: dict[str, Model] | None = None) -> MinuteClassifierState:
+def new_classifier(models: dict[str, Model] | None = None,
+                   validation: dict[str, dict[str, Any]] | None = None) -> MinuteClassifierState:
+    """The shipped models with their figures, or ``models`` with ``validation`` (none given:
+    none)."""
+    if models is None:
+        models, validation = load_models(), load_validation()
     return MinuteClassifierState(
-        models=load_models() if models is None else models,
+        models=models, validation={} if validation is None else validation,
         spo2=np.full(WINDOW_S, np.nan), hr=np.full(WINDOW_S, np.nan),
     )
 def classify_step(

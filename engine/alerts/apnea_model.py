@@ -6,7 +6,8 @@
   ``x[feature] <= threshold`` (a NaN feature goes the way the tree learned for missing values);
 - ``LogisticModel``: standardised logistic regression (the earlier model, still readable).
 
-``load_models`` reads the shipped file: one model per input set (``"spo2_hr"``, ``"hr"``).
+``load_models`` reads the shipped file: one model per input set (``"spo2_hr"``, ``"hr"``);
+``load_validation`` the figures on real data each model's minutes cite.
 """
 
 from __future__ import annotations
@@ -175,3 +176,10 @@ def load_models(path: Path) -> dict[str, Model]:
     """The shipped models by input set: ``"spo2_hr"`` and ``"hr"``."""
     data = json.loads(path.read_text())
     return {k: model_from_json(v) for k, v in data["models"].items()}
+
+
+def load_validation(path: Path) -> dict[str, dict[str, Any]]:
+    """Per input set, the cross-validated figures on real data that back the model's minutes
+    (``evaluate alerts --fit`` writes them); a model without an entry has none."""
+    data = json.loads(path.read_text())
+    return {str(k): dict(v) for k, v in data.get("validation", {}).items()}

@@ -41,8 +41,9 @@ AIRFLOW_HINTS = ("flow", "nasal", "pressure", "therm")
 
 
 class AlertEngine:
-    """Physiological alerts of one bed. ``models``: per-minute classifier models (default: the
-    shipped ``apnea_minutes.json``)."""
+    """Physiological alerts of one bed. ``models``: per-minute classifier models and
+    ``validation`` their figures on real data (default: both from the shipped
+    ``apnea_minutes.json``); a model without figures that back a claim abstains."""
 
     def __init__(
         self,
@@ -50,13 +51,14 @@ class AlertEngine:
         config: AlertConfig = DEFAULT,
         *,
         models: dict[str, am.Model] | None = None,
+        validation: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.bed = bed
         self.config = config
         self.spo2: spo2.SpO2State | None = None
         self.heart = heart.new_state(bed, config)
         self.resp: respiration.RespState | None = None
-        self.minutes = am.new_classifier(models)
+        self.minutes = am.new_classifier(models, validation)
         self.next_t: float | None = None
         self.next_index = config.index_every_s
         self.apnea_minutes = 0
@@ -163,14 +165,27 @@ class AlertEngine:
         out: list[Event] = []
         thr = self.config.apnea_minutes.threshold
         for minute, prob, key in results:
-            apnea = None if prob is None else prob >= thr
-            if apnea is not None:
+            figures = self.minutes.validation.get(key)
+            backed = figures is not None and bool(figures.get("claims"))
+            event: Event = {"type": "apnea_minute", "bed": self.bed, "minute": minute,
+                            "start": 60.0 * minute, "prob": None, "apnea": None, "model": key,
+                            "validation": _cited(figures), "t": t_emit}
+            if prob is not None and not backed:
+                event["abstain"] = f"no figure on real data backs the {key} model"
+            elif prob is not None:
+                event["prob"], event["apnea"] = prob, prob >= thr
                 self.scored_minutes += 1
-                self.apnea_minutes += int(apnea)
-            out.append({"type": "apnea_minute", "bed": self.bed, "minute": minute,
-                        "start": 60.0 * minute, "prob": prob, "apnea": apnea, "model": key,
-                        "t": t_emit})
+                self.apnea_minutes += int(prob >= thr)
+            out.append(event)
         return out
+
+
+def _cited(figures: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What a minute cites of its model's figures: the set and its cross-validated figures."""
+    if figures is None:
+        return None
+    return {k: figures[k] for k in ("set", "records", "cv", "accuracy", "auroc", "ece")
+            if k in figures}
 
 
 def _by_modality(native: Any) -> dict[str, list[ChannelBlock]]:

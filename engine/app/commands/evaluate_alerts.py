@@ -21,7 +21,9 @@
 
 ``--per-record`` adds, per minute-labelled set, each record's figures and those pooled over
 records named alike (the HuGCDN set's C, D and ND nights), to the text and the JSON line.
-``--fit`` refits the shipped models on all records of each set and writes ``apnea_minutes.json``.
+``--fit`` refits the shipped models on all records of each set and writes ``apnea_minutes.json``
+with each model's cross-validated figures (``validation``: the set, CV accuracy, AUROC, ECE,
+the majority-class accuracy and the slpdb check of the HR model), which its minutes cite.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from sleepstream.engine.errors import RecordingError
 from sleepstream.engine.report import print_figures
 from sleepstream.engine.types import Alert, AlertState, FloatArray
 from sleepstream.models import alert_replay as replay
+from sleepstream.models.spectral_train import ece
 
 log = logging.getLogger(__name__)
 FOLDS = 5
@@ -223,7 +226,10 @@ def evaluate_minutes(folder: Path, kind: str = "boosted", *, detail: bool = Fals
                            "kind": kind, "cv": f"record-wise {FOLDS}-fold",
                            "delay_s": am.DELAY_S}
     fig.update(binary(y, p >= 0.5, p))
-    fig["abstained_minutes"] = int(np.logical_not(np.concatenate(oks)).sum())
+    fig["majority_accuracy"] = float(max(y.mean(), 1.0 - y.mean()))  # always the larger class
+    usable = np.concatenate(oks)
+    fig["ece"] = ece(np.stack([1.0 - p[usable], p[usable]], axis=1), y[usable].astype(np.int64))
+    fig["abstained_minutes"] = int(np.logical_not(usable).sum())
     per_rec = [auroc(ys[i], probs[i]) for i in range(len(recs))]
     fig["auroc_record_median"] = float(np.nanmedian(per_rec))
     acc_rec = [float(((probs[i] >= 0.5) == ys[i]).mean()) for i in range(len(recs))]
@@ -371,6 +377,32 @@ def latency(folder: Path, nights: int) -> dict[str, Any]:
             "max_s": float(np.max(arr)), "goal_p99_s": 1.0}
 
 
+def validity_entry(set_name: str, fig: dict[str, Any]) -> dict[str, Any]:
+    """What a shipped minute model's events cite: its cross-validated figures on a real set, and
+    whether they back a yes/no claim (accuracy above always answering the larger class)."""
+    keys = ("records", "minutes", "cv", "delay_s", "sensitivity", "specificity", "accuracy",
+            "auroc", "ece", "majority_accuracy")
+    entry = {"set": set_name, **{k: fig[k] for k in keys}}
+    entry["claims"] = bool(fig["accuracy"] > fig["majority_accuracy"])
+    return entry
+
+
+def _write_models(shipped: dict[str, Any], validation: dict[str, Any], kind: str) -> None:
+    """Write the refitted models into ``apnea_minutes.json`` with the figures their events cite
+    (an epoch-labelled set scored by the HR model is that model's external check)."""
+    path = am.MODEL_PATH
+    old = json.loads(path.read_text()) if path.exists() else {"models": {}}
+    old["models"].update(shipped)
+    old.setdefault("validation", {}).update(
+        {k: v for k, v in validation.items() if k in shipped})
+    old["note"] = (f"{kind} models fitted on all records of each set (scikit-learn "
+                   f"HistGradientBoosting exported to arrays for boosted); features per minute "
+                   f"at 60 (m + 1) + {am.DELAY_S} s; validation: record-wise cross-validated "
+                   f"figures of the same recipe; see apnea_minutes.py")
+    path.write_text(json.dumps(old, separators=(",", ":")) + "\n")  # compact: tree arrays
+    print(f"wrote {path.name}: {sorted(shipped)}")
+
+
 def _pairs(fig: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
                      for k, v in fig.items())
@@ -379,10 +411,12 @@ def _pairs(fig: dict[str, Any]) -> str:
 def main(args: argparse.Namespace) -> int:
     figures: dict[str, Any] = {}
     shipped: dict[str, Any] = {}
+    validation: dict[str, Any] = {}
     for folder in _sets(args.data):
         if list(folder.glob("*.minutes.csv")):
             fig, model = evaluate_minutes(folder, args.model, detail=args.per_record)
             shipped.update(model)
+            validation[fig["model"]] = validity_entry(folder.name, fig)
             goals = GOALS["oximetry" if fig["model"] == "spo2_hr" else "hr"]
             fig.update({f"goal_{k}": v for k, v in goals.items()})
             if args.latency and fig["model"] == "spo2_hr":
@@ -392,6 +426,10 @@ def main(args: argparse.Namespace) -> int:
             hr = shipped.get("hr")
             hr_model = am.model_from_json(hr) if hr is not None else am.load_models()["hr"]
             fig = evaluate_epochs(folder, hr_model)
+            if "hr" in validation:
+                validation["hr"].setdefault("external", {})[folder.name] = {
+                    k: fig[k] for k in ("records", "epochs", "sensitivity", "specificity",
+                                        "accuracy", "auroc")}
         figures[folder.name] = fig
         print(f"{folder.name}: " + _pairs({k: v for k, v in fig.items()
                                            if k not in ("per_record", "groups")}))
@@ -400,14 +438,7 @@ def main(args: argparse.Namespace) -> int:
         for prefix, group in fig.get("groups", {}).items():
             print(f"  records {prefix}*: " + _pairs(group))
     if args.fit:
-        path = am.MODEL_PATH
-        old = json.loads(path.read_text()) if path.exists() else {"models": {}}
-        old["models"].update(shipped)
-        old["note"] = (f"{args.model} models fitted on all records of each set (scikit-learn "
-                       f"HistGradientBoosting exported to arrays for boosted); features per "
-                       f"minute at 60 (m + 1) + {am.DELAY_S} s; see apnea_minutes.py")
-        path.write_text(json.dumps(old, separators=(",", ":")) + "\n")  # compact: tree arrays
-        print(f"wrote {path.name}: {sorted(shipped)}")
+        _write_models(shipped, validation, args.model)
     if len(figures) == 1:  # one set: its figures at the top level
         figures = next(iter(figures.values()))
     print_figures(figures, as_json=args.json)
