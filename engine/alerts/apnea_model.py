@@ -12,6 +12,9 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,14 +175,40 @@ def fit_logistic(
     )
 
 
+Parsed = tuple[dict[str, Model], dict[str, dict[str, Any]]]
+
+
+def parse_file(path: Path) -> Parsed:
+    """A fresh read of a models file: its models by input set and their figures."""
+    data = json.loads(path.read_text())
+    models = {str(k): model_from_json(v) for k, v in data["models"].items()}
+    for m in models.values():  # shared between beds: nothing may write into them
+        for f in dataclasses.fields(m):
+            v = getattr(m, f.name)
+            if isinstance(v, np.ndarray):
+                v.setflags(write=False)
+    return models, {str(k): dict(v) for k, v in data.get("validation", {}).items()}
+
+
+@functools.lru_cache(maxsize=8)
+def _shared(path: Path, mtime_ns: int, size: int) -> Parsed:
+    return parse_file(path)
+
+
+def _parsed(path: Path) -> Parsed:
+    """One parse per version of the file for the whole process (a bed's models are read-only):
+    a thousand beds share one copy of the trees (about 0.8 MB) instead of each reading its own;
+    a rewritten file (``evaluate alerts --fit``) is read again."""
+    st = path.stat()
+    return _shared(path.resolve(), st.st_mtime_ns, st.st_size)
+
+
 def load_models(path: Path) -> dict[str, Model]:
     """The shipped models by input set: ``"spo2_hr"`` and ``"hr"``."""
-    data = json.loads(path.read_text())
-    return {k: model_from_json(v) for k, v in data["models"].items()}
+    return dict(_parsed(path)[0])
 
 
 def load_validation(path: Path) -> dict[str, dict[str, Any]]:
     """Per input set, the cross-validated figures on real data that back the model's minutes
     (``evaluate alerts --fit`` writes them); a model without an entry has none."""
-    data = json.loads(path.read_text())
-    return {str(k): dict(v) for k, v in data.get("validation", {}).items()}
+    return copy.deepcopy(_parsed(path)[1])

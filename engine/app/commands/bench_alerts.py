@@ -19,6 +19,11 @@ emission) minus that moment. Two references:
 
 Synthetic nights come from ``simulators.synthetic`` (written as EDF+ and read back); real nights
 from ``--data`` (SpO2 nights of a folder such as oximetry-hugcdn).
+
+``--beds N`` also starts N beds' ``AlertEngine`` as the engine does (the apnea-minute models
+parsed once per process and shared) and, as the baseline in the same run, N that each parse
+their own copy of ``apnea_minutes.json``: memory (traced allocations) and start-up time per bed,
+and their ratios.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import tempfile
+import time
+import tracemalloc
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -35,8 +42,9 @@ import numpy as np
 
 from sleepstream.drivers.edf import EdfSource, Recording, read_recording
 from sleepstream.engine.alerts import apnea_minutes as am
-from sleepstream.engine.alerts import respiration
+from sleepstream.engine.alerts import apnea_model, respiration
 from sleepstream.engine.alerts.config import DEFAULT
+from sleepstream.engine.alerts.engine import AlertEngine
 from sleepstream.engine.app.commands.evaluate_alerts import reference_times
 from sleepstream.engine.app.compose import build_engine, replay_config
 from sleepstream.engine.config import Config, ModelSection
@@ -60,7 +68,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--real", type=int, default=4, metavar="N", help="real nights (0: none)")
     p.add_argument("--chunk-s", type=float, default=1.0,
                    help="source frame length in s (default 1: a live device's frames)")
+    p.add_argument("--beds", type=int, default=100, metavar="N",
+                   help="AlertEngines to start, shared models against private copies (0: none)")
     p.add_argument("--json", action="store_true", help="end with one JSON line of figures")
+
+
+def _start(n: int, private: bool) -> tuple[float, float]:
+    """(MB traced, seconds) per bed to start ``n`` AlertEngines; ``private``: each bed parses
+    its own models (the baseline)."""
+    def make(i: int) -> AlertEngine:
+        if not private:
+            return AlertEngine(f"bench-{i}")
+        models, validation = apnea_model.parse_file(am.MODEL_PATH)
+        return AlertEngine(f"bench-{i}", models=models, validation=validation)
+
+    make(-1)  # the shared parse happens here, once per process, outside the figures
+    t = time.perf_counter()
+    beds = [make(i) for i in range(n)]
+    seconds = (time.perf_counter() - t) / n
+    del beds
+    tracemalloc.start()
+    beds = [make(i) for i in range(n)]
+    traced = tracemalloc.get_traced_memory()[0]  # while every bed is still held
+    tracemalloc.stop()
+    return traced / len(beds) / 2**20, seconds
+
+
+def bench_beds(n: int) -> dict[str, Any]:
+    shared_mb, shared_s = _start(n, private=False)
+    private_mb, private_s = _start(n, private=True)
+    return {"beds": n, "mb_per_bed": shared_mb, "ms_per_bed": 1e3 * shared_s,
+            "baseline_mb_per_bed": private_mb, "baseline_ms_per_bed": 1e3 * private_s,
+            "ratio_mb": private_mb / max(shared_mb, 1e-9),
+            "ratio_ms": private_s / max(shared_s, 1e-12)}
 
 
 def replay(rec: Recording, *, chunk_s: float = 5.0) -> list[dict[str, Any]]:
@@ -266,6 +306,12 @@ def bench_real(folder: Path, nights: int, chunk_s: float) -> dict[str, Any]:
 
 def main(args: argparse.Namespace) -> int:
     figures: dict[str, Any] = {"chunk_s": args.chunk_s}
+    if args.beds > 0:
+        b = figures["start"] = bench_beds(args.beds)
+        print(f"start-up, {b['beds']} beds: {b['mb_per_bed']:.3f} MB and {b['ms_per_bed']:.2f} ms "
+              f"per bed with shared models; {b['baseline_mb_per_bed']:.3f} MB and "
+              f"{b['baseline_ms_per_bed']:.2f} ms each parsing its own (x{b['ratio_mb']:.0f} "
+              f"memory, x{b['ratio_ms']:.0f} time)")
     if args.synthetic:
         figures["synthetic"] = bench_synthetic(args.synthetic, args.hours, args.seed,
                                                args.chunk_s)

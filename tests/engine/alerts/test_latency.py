@@ -49,8 +49,12 @@ def test_bench_alerts_json(capsys):
     p = argparse.ArgumentParser()
     ba.add_arguments(p)
     args = p.parse_args(["--synthetic", "osa-moderate", "--hours", "0.5", "--real", "0",
-                         "--json"])
+                         "--beds", "5", "--json"])
     assert ba.main(args) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     figures = json.loads(last)
     assert set(figures["synthetic"]["pipeline"]) >= {"p50_s", "p99_s", "goal_p99_s"}
+    start = figures["start"]
+    assert start["beds"] == 5 and {"ms_per_bed", "baseline_ms_per_bed", "ratio_ms"} <= set(start)
+    # traced allocations, not time: a bed parsing its own trees holds them (about 0.7 MB)
+    assert start["baseline_mb_per_bed"] > 0.3 > start["mb_per_bed"] > 0.0

@@ -1,7 +1,10 @@
 """A scored apnea minute cites the real-data figures of the model that scored it; a model with
-no figures that back a yes/no claim abstains and says so."""
+no figures that back a yes/no claim abstains and says so; beds share one read-only copy of the
+models, read again when the file changes."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
@@ -76,3 +79,27 @@ def test_a_model_without_backing_figures_abstains(data_dir, validation):
     backed = _minutes(data_dir, AlertEngine("b1"))
     assert backed[-1]["apnea_minutes_per_hour"] is not None
     assert np.isfinite(backed[-1]["apnea_minutes_per_hour"])
+
+
+def test_beds_share_one_read_only_copy_of_the_models(tmp_path):
+    a, b = AlertEngine("a"), AlertEngine("b")
+    for key, model in a.minutes.models.items():
+        assert b.minutes.models[key] is model
+    trees = a.minutes.models["spo2_hr"]
+    with pytest.raises(ValueError):
+        trees.value[0] = 1.0  # read-only: no bed can change another's model
+    figures = am.load_validation()
+    figures["hr"]["accuracy"] = 0.0  # a caller's copy: the next reader sees the file's figures
+    assert am.load_validation()["hr"]["accuracy"] > 0.5
+
+
+def test_a_rewritten_models_file_is_read_again(tmp_path):
+    path = tmp_path / "apnea_minutes.json"
+    data = json.loads(am.MODEL_PATH.read_text())
+    path.write_text(json.dumps(data))
+    first = am.load_models(path)
+    assert am.load_models(path)["hr"] is first["hr"]  # the same version: parsed once
+    data["validation"]["hr"]["set"] = "another-set"
+    path.write_text(json.dumps(data, indent=1))  # a new version (another size)
+    assert am.load_validation(path)["hr"]["set"] == "another-set"
+    assert am.load_models(path)["hr"] is not first["hr"]
