@@ -135,6 +135,8 @@ def new_classifier(models: dict[str, Model] | None = None,
         models=models, validation={} if validation is None else validation,
         spo2=np.full(WINDOW_S, np.nan), hr=np.full(WINDOW_S, np.nan),
     )
+
+
 def classify_step(
     state: MinuteClassifierState, spo2: FloatArray, hr: FloatArray
 ) -> list[tuple[int, float | None, str]]:
