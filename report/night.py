@@ -24,7 +24,7 @@ from sleepstream.engine.errors import RecordingError
 from sleepstream.engine.types import STAGES
 from sleepstream.report.hypnogram import Hypnogram
 from sleepstream.report.statistics import DEFINITIONS, event_statistics, scored_events
-from sleepstream.report.validity import validity_table
+from sleepstream.report.validity import minute_validity, validity_table
 
 Event = Mapping[str, Any]
 Trend = npt.NDArray[np.float64]
@@ -199,6 +199,11 @@ class Night:
         """The model's real-data validity table for this night: per staging path, the classes it
         may claim, its held-out figures, whether this recording fed it, epochs staged by it."""
         return validity_table(self)
+
+    def minute_validity(self) -> pd.DataFrame:
+        """Per apnea-minute model that scored this night: the real-data figures its minutes
+        cite, the minutes it scored and those it did not."""
+        return minute_validity(self)
 
     def plot(self) -> Any:
         """A matplotlib Figure: hypnogram with confidence, SpO2 and heart-rate trends with

@@ -22,7 +22,13 @@ from matplotlib.figure import Figure
 
 from sleepstream.engine.errors import SinkError
 from sleepstream.report.plots import draw_night, night_figure
-from sleepstream.report.validity import PATH_NAMES, validity_note, validity_table
+from sleepstream.report.validity import (
+    PATH_NAMES,
+    minute_note,
+    minute_validity,
+    validity_note,
+    validity_table,
+)
 
 if TYPE_CHECKING:
     from sleepstream.report.night import Night
@@ -107,6 +113,10 @@ def render_html(night: Night) -> str:
     valid_html = (valid.to_html(index=False, border=0, classes="t", float_format="%.3f",
                                 na_rep="-") if not valid.empty else "")
     note = html.escape(validity_note(night))
+    minutes = minute_validity(night)
+    minutes_html = ("<h2>Apnea minutes: what the classifier has shown on real data</h2>"
+                    + minutes.to_html(index=False, border=0, classes="t", float_format="%.3f",
+                                      na_rep="-") if not minutes.empty else "")
     title = f"Night report: {html.escape(night.info.name)}"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
@@ -128,7 +138,7 @@ tr:nth-child(even){{background:#f4f4f4}} .num{{text-align:right;font-variant-num
 <h2>Model and modalities</h2>{use}
 <p>Stages are causal (each epoch staged when it ended).</p></div></div>
 <h2>What the model has shown on real data</h2>
-<p>{note}</p>{valid_html}
+<p>{note}</p>{valid_html}{minutes_html}
 </body></html>
 """
 
@@ -165,8 +175,8 @@ def _validity(sub: Any, night: Night) -> None:
     ax = sub.add_subplot()
     ax.axis("off")
     ax.set_title("What the model has shown on real data", loc="left", fontsize=8)
-    ax.text(0.0, 1.0, validity_note(night), fontsize=6.5, va="top", wrap=True,
-            transform=ax.transAxes)
+    ax.text(0.0, 1.0, validity_note(night) + " " + minute_note(night), fontsize=6.5, va="top",
+            wrap=True, transform=ax.transAxes)
     if valid.empty:
         return
     valid = valid.assign(path=[_SHORT_PATHS.get(p, p) for p in valid["path"]])

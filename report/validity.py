@@ -6,6 +6,10 @@ class set it may claim and the real-data figures behind the claim (accuracy, kap
 majority-class accuracy it had to beat, expected calibration error, where it was measured). The
 report shows that table with, per path, whether this recording gave the path its input and how
 many epochs the engine staged through it; a path the table does not back abstains (no stage).
+
+The per-minute apnea classifier's minutes cite their model's real-data figures in the events
+(``validation``); ``minute_validity`` lists them per model that scored this night, with the
+minutes it scored and those it left unscored.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ PATH_NAMES = {"eeg": "EEG spectral, EEG at >= 100 Hz",
 COLUMNS = ["path", "claims", "accuracy", "kappa", "majority accuracy", "ECE", "measured on",
            "input here", "epochs here"]
 _MODEL_NAME = re.compile(r"staging with (\S+) \(")
+MINUTE_MODELS = {"spo2_hr": "SpO2 + heart rate", "hr": "heart rate alone"}
+MINUTE_COLUMNS = ["apnea-minute model", "accuracy", "AUROC", "ECE", "measured on",
+                  "minutes scored here", "not scored here"]
 
 
 def model_dir(checkpoint: str | Path | None, default: Path) -> Path | None:
@@ -88,6 +95,43 @@ def validity_note(night: Night) -> str:
                 "the engine abstained from staging (epochs without a stage).")
     return ("Stages come from " + " and ".join(PATH_NAMES.get(p, p) for p in backed)
             + ", with the figures shown, measured on held-out real nights.")
+
+
+def minute_validity(night: Night) -> pd.DataFrame:
+    """One row per apnea-minute model that scored this night: the real-data figures its minutes
+    cite, the minutes it scored and those it did not (no usable signal, or no backing figure)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for e in night.raw:
+        if e.get("type") != "apnea_minute":
+            continue
+        key = str(e.get("model"))
+        v = e.get("validation") or {}
+        row = rows.setdefault(key, {
+            "apnea-minute model": MINUTE_MODELS.get(key, key), "accuracy": v.get("accuracy"),
+            "AUROC": v.get("auroc"), "ECE": v.get("ece"), "measured on": _measured(v),
+            "minutes scored here": 0, "not scored here": 0})
+        row["minutes scored here" if e.get("apnea") is not None else "not scored here"] += 1
+    return pd.DataFrame(list(rows.values()), columns=MINUTE_COLUMNS)
+
+
+def minute_note(night: Night) -> str:
+    """One sentence on the apnea minutes of this night and what backs them."""
+    table = minute_validity(night)
+    if table.empty:
+        return "No apnea minutes were scored."
+    scored = table[table["minutes scored here"] > 0]
+    if scored.empty:
+        return "No apnea minute could be scored (no usable signal, or no backing figure)."
+    parts = [f"{r['apnea-minute model']}: {r['minutes scored here']} minutes, accuracy "
+             f"{r['accuracy']:.3f}, AUROC {r['AUROC']:.3f} ({r['measured on']})"
+             for _, r in scored.iterrows()]
+    return "Apnea minutes, " + "; ".join(parts) + "."
+
+
+def _measured(v: dict[str, Any]) -> str:
+    if not v:
+        return "no real-data figure (the model abstains)"
+    return f"{v.get('set')}, {v.get('records')} records, {v.get('cv')} cross-validation"
 
 
 def _table_of(root: Path | None) -> dict[str, dict[str, Any]]:

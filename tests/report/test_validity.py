@@ -1,7 +1,7 @@
 """The report's validity section: per staging path, what the shipped model may claim and its
 real-data figures (from the model's own table), whether this recording fed that path, and the
 epochs it staged; an oximetry night feeds only the token path, which abstains; a real EEG nap
-is staged through the EEG spectral path."""
+is staged through the EEG spectral path; the apnea minutes' figures, as their events cite them."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from sleepstream.report.night import Night
 from sleepstream.report.validity import (
     CLASS_NAMES,
     PATH_NAMES,
+    minute_note,
     model_dir_from_status,
     validity_note,
 )
@@ -50,16 +51,20 @@ def test_oximetry_night_feeds_only_the_token_path_which_abstains(short_night, sh
     assert "abstained" in validity_note(night)
 
 
-def test_report_pages_carry_the_validity_table(short_night, short_replay, tmp_path):
+def _pages(short_night, short_replay, tmp_path) -> tuple[str, str]:
+    """``sleepstream report`` of the short night as HTML and PDF: (the HTML, the PDF's text)."""
     html_out, pdf_out = tmp_path / "r.html", tmp_path / "r.pdf"
     for out in (html_out, pdf_out):
         assert cli(["report", str(short_replay[0]), "--recording", str(short_night), "--out",
                     str(out)]) == 0
-    text = html_out.read_text()
+    return html_out.read_text(), pypdf.PdfReader(pdf_out).pages[0].extract_text()
+
+
+def test_report_pages_carry_the_validity_table(short_night, short_replay, tmp_path):
+    text, page = _pages(short_night, short_replay, tmp_path)
     assert "What the model has shown on real data" in text
     assert f"<td>{SHIPPED['eeg']['kappa']:.3f}</td>" in text
     assert SHIPPED["eeg"]["source"] in text and "none (abstains)" in text
-    page = pypdf.PdfReader(pdf_out).pages[0].extract_text()
     assert "What the model has shown on real data" in page
     assert f"{SHIPPED['eeg_below_100hz']['accuracy']:.3f}" in page
 
@@ -83,3 +88,30 @@ def test_no_model_means_no_claims(short_night):
     assert night.info.model_dir is None
     assert night.validity().empty
     assert validity_note(night) == "No model staged this night."
+
+
+def test_apnea_minutes_cite_their_figures_in_the_report(short_night, short_replay, tmp_path):
+    from sleepstream.engine.alerts import apnea_minutes as am
+
+    figures = am.load_validation()
+    night = Night.from_jsonl(short_replay[0])
+    table = night.minute_validity().set_index("apnea-minute model")
+    minutes = [e for e in short_replay[2] if e["type"] == "apnea_minute"]
+    assert int(table[["minutes scored here", "not scored here"]].sum().sum()) == len(minutes)
+    both = table.loc["SpO2 + heart rate"]  # the oximetry night: SpO2 and HR
+    assert both["minutes scored here"] >= 30
+    assert both["accuracy"] == figures["spo2_hr"]["accuracy"]
+    assert both["AUROC"] == figures["spo2_hr"]["auroc"]
+    assert both["measured on"].startswith("oximetry-hugcdn, 56 records")
+    text, page = _pages(short_night, short_replay, tmp_path)
+    assert "Apnea minutes: what the classifier has shown on real data" in text
+    assert f"<td>{figures['spo2_hr']['auroc']:.3f}</td>" in text
+    assert f"AUROC {figures['spo2_hr']['auroc']:.3f}" in " ".join(page.split())
+
+
+def test_no_apnea_minutes_no_minute_claims(tmp_path):
+    path = tmp_path / "events.jsonl"
+    path.write_text(json.dumps({"type": "status", "bed": "b", "t": 0.0, "message": "x"}) + "\n")
+    night = Night.from_jsonl(path)
+    assert night.minute_validity().empty
+    assert minute_note(night) == "No apnea minutes were scored."
