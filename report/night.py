@@ -165,6 +165,16 @@ class Night:
                 "value", "message", "channels", "id"]
         return pd.DataFrame(rows, columns=cols).sort_values("onset", ignore_index=True)
 
+    @property
+    def apnea_minutes(self) -> pd.DataFrame:
+        """One row per minute the apnea classifier scored or abstained on: minute, start, prob,
+        apnea (None where it abstained), model (``spo2_hr`` or ``hr``); comparable with a
+        ``*.minutes.csv`` of expert labels minute by minute."""
+        rows = [{"minute": int(e["minute"]), "start": float(e["start"]), "prob": e.get("prob"),
+                 "apnea": e.get("apnea"), "model": e.get("model")}
+                for e in self.raw if e.get("type") == "apnea_minute"]
+        return pd.DataFrame(rows, columns=["minute", "start", "prob", "apnea", "model"])
+
     # ---- statistics and pictures --------------------------------------------------------------
 
     def statistics(self, source: str = "engine") -> pd.Series:

@@ -115,3 +115,16 @@ def test_no_apnea_minutes_no_minute_claims(tmp_path):
     night = Night.from_jsonl(path)
     assert night.minute_validity().empty
     assert minute_note(night) == "No apnea minutes were scored."
+
+
+def test_apnea_minutes_as_a_table_beside_the_expert_labels(short_replay):
+    night = Night.from_jsonl(short_replay[0])
+    table = night.apnea_minutes
+    events = [e for e in short_replay[2] if e["type"] == "apnea_minute"]
+    assert list(table.columns) == ["minute", "start", "prob", "apnea", "model"]
+    assert table["minute"].tolist() == [e["minute"] for e in events] == list(range(len(events)))
+    assert (table["start"] == 60.0 * table["minute"]).all()
+    scored = table[table["apnea"].notna()]
+    assert len(scored) >= len(table) - 3
+    assert ((scored["prob"] >= 0.5) == scored["apnea"].astype(bool)).all()  # default threshold
+    assert table[table["apnea"].isna()]["prob"].isna().all()  # an abstained minute: no prob
