@@ -155,14 +155,15 @@ def counts_text(counter: Counter[str]) -> str:
 
 class TallySink:
     """Counts events by type, alarms by (bed, kind, code) (each alarm id once), scored events
-    by (bed, code) and stage events by (bed, stage; "abstained" where the decoder abstained),
-    for run summaries."""
+    by (bed, code), stage events by (bed, stage; "abstained" where the decoder abstained) and
+    apnea minutes by (bed, outcome: "apnea", "no apnea", "not scored"), for run summaries."""
 
     def __init__(self) -> None:
         self.types: Counter[str] = Counter()
         self.onsets: Counter[tuple[str, str, str]] = Counter()
         self.scored: Counter[tuple[str, str]] = Counter()
         self.staged: Counter[tuple[str, str]] = Counter()
+        self.apnea: Counter[tuple[str, str]] = Counter()
         self._ids: set[str] = set()
 
     async def emit(self, event: Event) -> None:
@@ -174,10 +175,19 @@ class TallySink:
             self.scored[(str(event.get("bed")), str(event.get("code")))] += 1
         elif event.get("type") == "stage":
             self.staged[(str(event.get("bed")), str(event.get("stage") or "abstained"))] += 1
+        elif event.get("type") == "apnea_minute":
+            flag = event.get("apnea")
+            outcome = "not scored" if flag is None else "apnea" if flag else "no apnea"
+            self.apnea[(str(event.get("bed")), outcome)] += 1
 
     def stages(self, bed: str) -> Counter[str]:
         """Stage events per stage of one bed ("abstained": no stage claimed)."""
         return Counter({st: n for (b, st), n in self.staged.items() if b == bed})
+
+    def minutes(self, bed: str) -> Counter[str]:
+        """Apnea minutes per outcome of one bed ("not scored": no usable signal or no backing
+        figure)."""
+        return Counter({o: n for (b, o), n in self.apnea.items() if b == bed})
 
     def events(self, bed: str) -> Counter[str]:
         """Scored events per code of one bed."""

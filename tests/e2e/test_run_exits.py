@@ -79,6 +79,7 @@ def test_signals_stop_a_run_that_waits_for_a_missing_stream(tmp_path: Path,
     assert proc.returncode == 0, err
     assert "== run summary ==" in out and "Traceback" not in err
     assert "  stages: none\n" in out  # no data came: nothing staged
+    assert "  apnea minutes: none\n" in out  # ... and no minute scored
 
 
 @pytest.mark.parametrize("value", ["nan", "-1", "0", "abc"])

@@ -155,3 +155,25 @@ def test_replay_summary_counts_stage_events_by_stage(data_dir, tmp_path, capsys)
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("stage events"))
     listed = ", ".join(f"{k} x{v}" for k, v in sorted(counts.items()))
     assert line.split(None, 2)[2] == f"{sum(counts.values())}: {listed}"
+
+
+def test_replay_summary_counts_apnea_minutes_by_outcome(data_dir, tmp_path, capsys):
+    """A real oximetry night's first 40 minutes: the summary's apnea-minute line gives the
+    minutes per outcome (apnea, no apnea, not scored) exactly as the JSONL holds them."""
+    import edfio
+
+    edf = edfio.read_edf(data_dir / "oximetry-hugcdn" / "D5.edf")
+    edf.slice_between_seconds(0, 2400)
+    night, out = tmp_path / "d5-40min.edf", tmp_path / "events.jsonl"
+    edf.write(night)
+    assert cli_main(["replay", str(night), "--max-speed", "--quiet", "--no-model",
+                     "--out", str(out)]) == 0
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    counts = Counter("not scored" if e["apnea"] is None else "apnea" if e["apnea"]
+                     else "no apnea" for e in events if e["type"] == "apnea_minute")
+    assert sum(counts.values()) == (2400 - 30) // 60 and counts["apnea"] > 0
+    lines = capsys.readouterr().out.splitlines()
+    line = next(x for x in lines if x.startswith("apnea minutes"))
+    listed = ", ".join(f"{k} x{v}" for k, v in sorted(counts.items()))
+    assert line.split(None, 2)[2] == f"{sum(counts.values())}: {listed}"
+    assert not any("apnea_minute" in x for x in lines if x.startswith("other events"))

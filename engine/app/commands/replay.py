@@ -116,7 +116,11 @@ def print_summary(
     stages = tally.stages(name)
     w(f"stage events          {tally.types.get('stage', 0)}"
       f"{': ' + counts_text(stages) if stages else ''}\n")
-    others = {k: v for k, v in tally.types.items() if k not in ("alert", "event", "stage")}
+    minutes = tally.minutes(name)
+    w(f"apnea minutes         {tally.types.get('apnea_minute', 0)}"
+      f"{': ' + counts_text(minutes) if minutes else ''}\n")
+    others = {k: v for k, v in tally.types.items()
+              if k not in ("alert", "event", "stage", "apnea_minute")}
     w(f"other events          {counts_text(Counter(others))}\n")
     if bed.failed:
         w(f"BED FAILED: {bed.failed}\n")

@@ -136,6 +136,7 @@ def print_summary(beds: list[BedRuntime], tally: TallySink, out: TextIO) -> None
         text = ", ".join(f"{code} ({kind}) x{n}" for (kind, code), n in sorted(alarms.items()))
         out.write(f"  alarms: {text or 'none'}\n")
         out.write(f"  stages: {counts_text(tally.stages(bed.state.bed))}\n")
+        out.write(f"  apnea minutes: {counts_text(tally.minutes(bed.state.bed))}\n")
 
 
 def main(args: argparse.Namespace) -> int:
