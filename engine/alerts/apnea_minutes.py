@@ -104,6 +104,12 @@ def load_validation(path: Path = MODEL_PATH) -> dict[str, dict[str, Any]]:
     return apnea_model.load_validation(path)
 
 
+def load_shipped(path: Path = MODEL_PATH) -> apnea_model.Parsed:
+    """The shipped models and their figures in one read (the composition root shares them
+    between beds: the models are read-only)."""
+    return apnea_model.parse_file(path)
+
+
 @dataclass(slots=True)
 class Context:
     """One model's feature history: every base row so far (the last ``PAST_MINUTES``), oldest
@@ -130,7 +136,7 @@ def new_classifier(models: dict[str, Model] | None = None,
     """The shipped models with their figures, or ``models`` with ``validation`` (none given:
     none)."""
     if models is None:
-        models, validation = load_models(), load_validation()
+        models, validation = load_shipped()
     return MinuteClassifierState(
         models=models, validation={} if validation is None else validation,
         spo2=np.full(WINDOW_S, np.nan), hr=np.full(WINDOW_S, np.nan),

@@ -6,15 +6,14 @@
   ``x[feature] <= threshold`` (a NaN feature goes the way the tree learned for missing values);
 - ``LogisticModel``: standardised logistic regression (the earlier model, still readable).
 
-``load_models`` reads the shipped file: one model per input set (``"spo2_hr"``, ``"hr"``);
-``load_validation`` the figures on real data each model's minutes cite.
+``parse_file`` reads the shipped file: one model per input set (``"spo2_hr"``, ``"hr"``) and
+the figures on real data each model's minutes cite (``load_models``, ``load_validation``: one of
+the two).
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,10 +178,12 @@ Parsed = tuple[dict[str, Model], dict[str, dict[str, Any]]]
 
 
 def parse_file(path: Path) -> Parsed:
-    """A fresh read of a models file: its models by input set and their figures."""
+    """A models file read once: its models by input set, their arrays read-only (the engine
+    hands one copy to every bed), and the figures on real data that back each model's minutes
+    (``evaluate alerts --fit`` writes them; a model without an entry has none)."""
     data = json.loads(path.read_text())
     models = {str(k): model_from_json(v) for k, v in data["models"].items()}
-    for m in models.values():  # shared between beds: nothing may write into them
+    for m in models.values():
         for f in dataclasses.fields(m):
             v = getattr(m, f.name)
             if isinstance(v, np.ndarray):
@@ -190,25 +191,11 @@ def parse_file(path: Path) -> Parsed:
     return models, {str(k): dict(v) for k, v in data.get("validation", {}).items()}
 
 
-@functools.lru_cache(maxsize=8)
-def _shared(path: Path, mtime_ns: int, size: int) -> Parsed:
-    return parse_file(path)
-
-
-def _parsed(path: Path) -> Parsed:
-    """One parse per version of the file for the whole process (a bed's models are read-only):
-    a thousand beds share one copy of the trees (about 0.8 MB) instead of each reading its own;
-    a rewritten file (``evaluate alerts --fit``) is read again."""
-    st = path.stat()
-    return _shared(path.resolve(), st.st_mtime_ns, st.st_size)
-
-
 def load_models(path: Path) -> dict[str, Model]:
     """The shipped models by input set: ``"spo2_hr"`` and ``"hr"``."""
-    return dict(_parsed(path)[0])
+    return parse_file(path)[0]
 
 
 def load_validation(path: Path) -> dict[str, dict[str, Any]]:
-    """Per input set, the cross-validated figures on real data that back the model's minutes
-    (``evaluate alerts --fit`` writes them); a model without an entry has none."""
-    return copy.deepcopy(_parsed(path)[1])
+    """Per input set, the cross-validated figures on real data that back the model's minutes."""
+    return parse_file(path)[1]

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sleepstream.engine.alerts import apnea_minutes
+from sleepstream.engine.alerts.apnea_model import Parsed
 from sleepstream.engine.alerts.condition import new_condition, raise_condition
 from sleepstream.engine.alerts.config import RuleConfig
 from sleepstream.engine.alerts.engine import AlertEngine
@@ -69,9 +71,13 @@ def choose_model(config: Config, *, live: bool = False) -> ModelChoice:
 
 
 def make_processors(
-    config: Config, bed: BedConfig, model: ModelChoice
+    config: Config, bed: BedConfig, model: ModelChoice, minutes: Parsed | None = None
 ) -> list[BlockProcessor]:
-    processors: list[BlockProcessor] = [AlertEngine(bed.id, bed.alerts)]
+    """A bed's processors; ``minutes``: the apnea-minute models and their figures, read once
+    for every bed (None: the bed reads the shipped ones)."""
+    models, validation = minutes if minutes is not None else (None, None)
+    processors: list[BlockProcessor] = [
+        AlertEngine(bed.id, bed.alerts, models=models, validation=validation)]
     if model.factory is not None:
         processors.append(model.factory(bed.id))
     if config.store.path is not None or config.http.listen is not None:  # for the store and view
@@ -145,6 +151,7 @@ def build_engine(
     MQTT (the web view's acknowledgements)."""
     clock = clock or (MonotonicClock() if live else ReplayClockState())
     model = choose_model(config, live=live)
+    minutes = apnea_minutes.load_shipped()  # one read-only copy for every bed
     beds = []
     for bed_cfg in config.beds:
         bed_drivers = (drivers or {}).get(bed_cfg.id) or [
@@ -154,7 +161,7 @@ def build_engine(
             bed=bed_cfg.id,
             hop_s=config.engine.hop_s,
             ring_s=config.engine.ring_s,
-            processors=tuple(make_processors(config, bed_cfg, model)),
+            processors=tuple(make_processors(config, bed_cfg, model, minutes)),
         )
         beds.append(BedRuntime(state=state, drivers=bed_drivers, site=bed_cfg.site))
     sinks = [make_sink(s, config, clock) for s in config.sinks] + list(extra_sinks)

@@ -20,8 +20,8 @@ emission) minus that moment. Two references:
 Synthetic nights come from ``simulators.synthetic`` (written as EDF+ and read back); real nights
 from ``--data`` (SpO2 nights of a folder such as oximetry-hugcdn).
 
-``--beds N`` also starts N beds' ``AlertEngine`` as the engine does (the apnea-minute models
-parsed once per process and shared) and, as the baseline in the same run, N that each parse
+``--beds N`` also starts N beds' ``AlertEngine`` as ``build_engine`` does (the apnea-minute
+models read once and handed to every bed) and, as the baseline in the same run, N that each read
 their own copy of ``apnea_minutes.json``: memory (traced allocations) and start-up time per bed,
 and their ratios.
 """
@@ -42,12 +42,17 @@ import numpy as np
 
 from sleepstream.drivers.edf import EdfSource, Recording, read_recording
 from sleepstream.engine.alerts import apnea_minutes as am
-from sleepstream.engine.alerts import apnea_model, respiration
+from sleepstream.engine.alerts import respiration
 from sleepstream.engine.alerts.config import DEFAULT
-from sleepstream.engine.alerts.engine import AlertEngine
 from sleepstream.engine.app.commands.evaluate_alerts import reference_times
-from sleepstream.engine.app.compose import build_engine, replay_config
-from sleepstream.engine.config import Config, ModelSection
+from sleepstream.engine.app.compose import (
+    ModelChoice,
+    build_engine,
+    make_processors,
+    replay_config,
+)
+from sleepstream.engine.config import Config, ModelSection, parse_config
+from sleepstream.engine.protocols import BlockProcessor
 from sleepstream.engine.report import print_figures
 from sleepstream.engine.sinks import MemorySink
 from sleepstream.engine.types import FloatArray
@@ -76,13 +81,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _start(n: int, private: bool) -> tuple[float, float]:
     """(MB traced, seconds) per bed to start ``n`` AlertEngines; ``private``: each bed parses
     its own models (the baseline)."""
-    def make(i: int) -> AlertEngine:
-        if not private:
-            return AlertEngine(f"bench-{i}")
-        models, validation = apnea_model.parse_file(am.MODEL_PATH)
-        return AlertEngine(f"bench-{i}", models=models, validation=validation)
+    config = parse_config({"beds": [{"id": "bench", "sources": [{"kind": "mqtt", "channels": [
+        {"name": "SpO2", "fs": 1.0}, {"name": "HR", "fs": 1.0}]}]}]})
+    shared = am.load_shipped()  # read once, as build_engine does, outside the figures
+    none = ModelChoice(None, "no staging")
 
-    make(-1)  # the shared parse happens here, once per process, outside the figures
+    def make(i: int) -> BlockProcessor:
+        return make_processors(config, replace(config.beds[0], id=f"bench-{i}"), none,
+                               None if private else shared)[0]
+
     t = time.perf_counter()
     beds = [make(i) for i in range(n)]
     seconds = (time.perf_counter() - t) / n

@@ -1,10 +1,8 @@
 """A scored apnea minute cites the real-data figures of the model that scored it; a model with
-no figures that back a yes/no claim abstains and says so; beds share one read-only copy of the
-models, read again when the file changes."""
+no figures that back a yes/no claim abstains and says so; the engine's beds share one read-only
+copy of the models."""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pytest
@@ -12,6 +10,8 @@ import pytest
 from sleepstream.drivers.edf import read_recording
 from sleepstream.engine.alerts import apnea_minutes as am
 from sleepstream.engine.alerts.engine import AlertEngine
+from sleepstream.engine.app.compose import build_engine
+from sleepstream.engine.config import parse_config
 from sleepstream.engine.protocols import Block, ChannelBlock
 
 SECONDS = 1500  # 24 scored minutes of a real oximetry night
@@ -81,25 +81,17 @@ def test_a_model_without_backing_figures_abstains(data_dir, validation):
     assert np.isfinite(backed[-1]["apnea_minutes_per_hour"])
 
 
-def test_beds_share_one_read_only_copy_of_the_models(tmp_path):
-    a, b = AlertEngine("a"), AlertEngine("b")
+def test_beds_built_by_the_engine_share_one_read_only_copy_of_the_models():
+    config = parse_config({"beds": [
+        {"id": b, "sources": [{"kind": "mqtt", "channels": [{"name": "SpO2", "fs": 1.0}]}]}
+        for b in ("a", "b")]})
+    _, beds, _ = build_engine(config, live=False, drivers={"a": [object()], "b": [object()]})
+    a, b = (next(p for p in bed.state.processors if isinstance(p, AlertEngine)) for bed in beds)
+    assert a.minutes.models.keys() == {"spo2_hr", "hr"}
     for key, model in a.minutes.models.items():
-        assert b.minutes.models[key] is model
-    trees = a.minutes.models["spo2_hr"]
+        assert b.minutes.models[key] is model  # one copy of the trees for every bed
+    assert b.minutes.validation is a.minutes.validation
     with pytest.raises(ValueError):
-        trees.value[0] = 1.0  # read-only: no bed can change another's model
-    figures = am.load_validation()
-    figures["hr"]["accuracy"] = 0.0  # a caller's copy: the next reader sees the file's figures
-    assert am.load_validation()["hr"]["accuracy"] > 0.5
-
-
-def test_a_rewritten_models_file_is_read_again(tmp_path):
-    path = tmp_path / "apnea_minutes.json"
-    data = json.loads(am.MODEL_PATH.read_text())
-    path.write_text(json.dumps(data))
-    first = am.load_models(path)
-    assert am.load_models(path)["hr"] is first["hr"]  # the same version: parsed once
-    data["validation"]["hr"]["set"] = "another-set"
-    path.write_text(json.dumps(data, indent=1))  # a new version (another size)
-    assert am.load_validation(path)["hr"]["set"] == "another-set"
-    assert am.load_models(path)["hr"] is not first["hr"]
+        a.minutes.models["spo2_hr"].value[0] = 1.0  # read-only: no bed can change another's
+    alone = AlertEngine("c")  # outside the engine a bed reads its own copy
+    assert alone.minutes.models["hr"] is not a.minutes.models["hr"]
