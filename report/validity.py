@@ -34,8 +34,8 @@ COLUMNS = ["path", "claims", "accuracy", "kappa", "majority accuracy", "ECE", "m
            "input here", "epochs here"]
 _MODEL_NAME = re.compile(r"staging with (\S+) \(")
 MINUTE_MODELS = {"spo2_hr": "SpO2 + heart rate", "hr": "heart rate alone"}
-MINUTE_COLUMNS = ["apnea-minute model", "accuracy", "AUROC", "ECE", "measured on",
-                  "minutes scored here", "not scored here"]
+MINUTE_COLUMNS = ["apnea-minute model", "accuracy", "AUROC", "ECE", "index r", "index MAE /h",
+                  "measured on", "minutes scored here", "not scored here"]
 
 
 def model_dir(checkpoint: str | Path | None, default: Path) -> Path | None:
@@ -108,7 +108,8 @@ def minute_validity(night: Night) -> pd.DataFrame:
         v = e.get("validation") or {}
         row = rows.setdefault(key, {
             "apnea-minute model": MINUTE_MODELS.get(key, key), "accuracy": v.get("accuracy"),
-            "AUROC": v.get("auroc"), "ECE": v.get("ece"), "measured on": _measured(v),
+            "AUROC": v.get("auroc"), "ECE": v.get("ece"), "index r": v.get("index_pearson_r"),
+            "index MAE /h": v.get("index_mae_per_h"), "measured on": _measured(v),
             "minutes scored here": 0, "not scored here": 0})
         row["minutes scored here" if e.get("apnea") is not None else "not scored here"] += 1
     return pd.DataFrame(list(rows.values()), columns=MINUTE_COLUMNS)

@@ -181,11 +181,13 @@ class AlertEngine:
 
 
 def _cited(figures: dict[str, Any] | None) -> dict[str, Any] | None:
-    """What a minute cites of its model's figures: the set and its cross-validated figures."""
+    """What a minute cites of its model's figures: the set and its cross-validated figures, per
+    minute and for the night's apnea-minute index (Pearson r and mean absolute error, per hour,
+    against the labelled index)."""
     if figures is None:
         return None
-    return {k: figures[k] for k in ("set", "records", "cv", "accuracy", "auroc", "ece")
-            if k in figures}
+    return {k: figures[k] for k in ("set", "records", "cv", "accuracy", "auroc", "ece",
+                                    "index_pearson_r", "index_mae_per_h") if k in figures}
 
 
 def _by_modality(native: Any) -> dict[str, list[ChannelBlock]]:

@@ -102,6 +102,7 @@ def test_apnea_minutes_cite_their_figures_in_the_report(short_night, short_repla
     assert both["minutes scored here"] >= 30
     assert both["accuracy"] == figures["spo2_hr"]["accuracy"]
     assert both["AUROC"] == figures["spo2_hr"]["auroc"]
+    assert both["index r"] == figures["spo2_hr"]["index_pearson_r"]
     assert both["measured on"].startswith("oximetry-hugcdn, 56 records")
     text, page = _pages(short_night, short_replay, tmp_path)
     assert "Apnea minutes: what the classifier has shown on real data" in text

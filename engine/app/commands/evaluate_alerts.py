@@ -381,7 +381,7 @@ def validity_entry(set_name: str, fig: dict[str, Any]) -> dict[str, Any]:
     """What a shipped minute model's events cite: its cross-validated figures on a real set, and
     whether they back a yes/no claim (accuracy above always answering the larger class)."""
     keys = ("records", "minutes", "cv", "delay_s", "sensitivity", "specificity", "accuracy",
-            "auroc", "ece", "majority_accuracy")
+            "auroc", "ece", "majority_accuracy", "index_pearson_r", "index_mae_per_h")
     entry = {"set": set_name, **{k: fig[k] for k in keys}}
     entry["claims"] = bool(fig["accuracy"] > fig["majority_accuracy"])
     return entry

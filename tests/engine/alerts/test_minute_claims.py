@@ -46,6 +46,7 @@ def test_the_shipped_models_carry_their_figures_on_real_data():
         assert f["cv"].startswith("record-wise") and f["records"] >= 40
         assert f["claims"] is True and f["accuracy"] > f["majority_accuracy"]
         assert 0.5 < f["auroc"] <= 1.0 and 0.0 <= f["ece"] < 0.2
+        assert 0.5 < f["index_pearson_r"] <= 1.0 and 0.0 < f["index_mae_per_h"] < 20.0
     assert figures["hr"]["external"]["slpdb"]["epochs"] > 1000  # never trained on
 
 
@@ -62,6 +63,7 @@ def test_each_minute_cites_the_model_that_scored_it(data_dir):
             assert e["validation"]["set"] == figures[key]["set"]
             assert e["validation"]["accuracy"] == figures[key]["accuracy"]
             assert e["validation"]["auroc"] == figures[key]["auroc"]
+            assert e["validation"]["index_mae_per_h"] == figures[key]["index_mae_per_h"]
 
 
 @pytest.mark.parametrize("validation", [{}, "no-claim"])
