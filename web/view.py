@@ -1,8 +1,10 @@
 """What the web view shows, kept live: ``ViewState`` per engine, fed by ``ViewSink`` on the bus.
 
 Per bed: the latest stage and the hypnogram so far, trend rows (SpO2, heart rate, respiratory
-rate, quality), every alarm's latest transition (with who acknowledged it and when) and the last
-status. It starts from the store's night so far (``store.history``) and then follows the events.
+rate, quality), every alarm's latest transition (with who acknowledged it and when), the latest
+running indices (ODI-3, ODI-4, AHI, apnea minutes per hour; null until ten minutes of signal)
+and the last status. It starts from the store's night so far (``store.history``) and then follows
+the events.
 Each event is also handed to every event-stream subscriber through a bounded queue (full: the
 oldest message is dropped and counted in ``stream_dropped``).
 """
@@ -21,6 +23,7 @@ from sleepstream.engine.types import Command
 PRIORITY_RANK = {"high": 0, "medium": 1, "low": 2}
 OPEN_STATES = ("active", "escalated", "acknowledged")
 MAX_ROWS = 4000  # per bed and list: more than a night of epochs (960) and trend minutes
+INDICES = ("t", "odi3", "odi4", "ahi", "apnea_minutes_per_hour")  # of the engine's index events
 
 
 @dataclass(slots=True)
@@ -31,6 +34,7 @@ class BedViewState:
     hypnogram: list[dict[str, Any]] = field(default_factory=list)
     trends: list[dict[str, Any]] = field(default_factory=list)
     alarms: dict[str, dict[str, Any]] = field(default_factory=dict)
+    indices: dict[str, Any] | None = None
     status: dict[str, Any] | None = None
 
 
@@ -101,6 +105,9 @@ class ViewState:
                 alarm["acked_by"], alarm["acked_wall"] = old["acked_by"], old["acked_wall"]
             st.alarms[alarm_key(alarm)] = alarm
             self._broadcast("alarm", {"bed": st.bed, "alarm": alarm})
+        elif kind == "index":
+            st.indices = {k: event.get(k) for k in INDICES}
+            self._broadcast("index", {"bed": st.bed, "indices": st.indices})
         elif kind == "status":
             st.status = dict(event)
             if event.get("command") == "ack" and event.get("matched"):
@@ -146,7 +153,7 @@ class ViewState:
                       None)
         return {
             "bed": st.bed, "site": st.site, "stage": st.stage, "hypnogram": st.hypnogram,
-            "trends": st.trends, "alarms": alarms, "active": active,
+            "trends": st.trends, "alarms": alarms, "active": active, "indices": st.indices,
             "quality": {"technical": technical, "valid_fraction": last_q,
                         "state": "sensor trouble" if technical else "ok"},
             "live": dict(live or {}),

@@ -62,6 +62,10 @@ async def _scenario(tmp_path: Path, broker) -> Path:
             # clock, and the tile says so instead of "0 s ago"
             await expect(tile.locator('[data-role="last-data"]')).to_contain_text(
                 re.compile(r"\d+ s ahead of the clock"), timeout=10_000)
+            # the engine's running indices reach the tile (null, "--", before 10 min of signal)
+            await expect(tile.locator('[data-role="indices"]')).to_have_text(
+                re.compile(r"^ODI3 (--|\d+\.\d)/h · AHI (--|\d+\.\d)/h · apnea minutes "
+                           r"(--|\d+\.\d)/h$"), timeout=10_000)
             await page.screenshot(path=str(shot))
 
             await page.fill("#operator", OPERATOR)

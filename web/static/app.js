@@ -45,13 +45,14 @@ function onMessage(kind, data) {
   else if (kind === "stage") { bed.stage = data.epoch; bed.hypnogram.push(data.epoch); }
   else if (kind === "trend") { bed.trends.push(data.trend); }
   else if (kind === "alarm") { bed.alarms.set(alarmKey(data.alarm), data.alarm); }
+  else if (kind === "index") { bed.indices = data.indices; }
   else if (kind === "status") { bed.status = data.status; }
   schedule();
 }
 
 function connect() {
   const es = new EventSource("/api/events");
-  for (const kind of ["stage", "trend", "alarm", "status", "health"]) {
+  for (const kind of ["stage", "trend", "alarm", "index", "status", "health"]) {
     es.addEventListener(kind, (e) => onMessage(kind, JSON.parse(e.data)));
   }
   es.onopen = () => { setConn(true); };
@@ -121,6 +122,13 @@ function dataAge(age) {
   return age < -1 ? ` (${-age} s ahead of the clock)` : ` (${Math.max(0, age)} s ago)`;
 }
 
+// The running indices per hour of valid signal; the engine sends null until ten minutes of it.
+function indices(ix) {
+  const f = (v) => (v == null ? "--" : v.toFixed(1));
+  if (!ix) return "indices: waiting for data";
+  return `ODI3 ${f(ix.odi3)}/h · AHI ${f(ix.ahi)}/h · apnea minutes ${f(ix.apnea_minutes_per_hour)}/h`;
+}
+
 function sortedAlarms(bed) { return [...bed.alarms.values()].sort(byPriority); }
 
 function tile(bed) {
@@ -138,6 +146,7 @@ function tile(bed) {
       <span class="conf" data-role="confidence">${conf ? "confidence " + conf : ""}</span>
       <span class="vital">${last(bed.trends, "spo2") ?? "--"}<small> % SpO2</small></span>
       <span class="vital">${last(bed.trends, "hr") != null ? Math.round(last(bed.trends, "hr")) : "--"}<small> bpm</small></span></div>
+    <div class="row dim"><span data-role="indices">${esc(indices(bed.indices))}</span></div>
     ${hypnogram(bed.hypnogram, 340, 56)}
     ${trends(bed.trends, 340, 44)}
     <div class="chips" data-role="alarms">${active.map((a) =>
