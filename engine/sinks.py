@@ -182,16 +182,16 @@ class TallySink:
 
     def stages(self, bed: str) -> Counter[str]:
         """Stage events per stage of one bed ("abstained": no stage claimed)."""
-        return Counter({st: n for (b, st), n in self.staged.items() if b == bed})
+        return _of_bed(self.staged, bed)
 
     def minutes(self, bed: str) -> Counter[str]:
         """Apnea minutes per outcome of one bed ("not scored": no usable signal or no backing
         figure)."""
-        return Counter({o: n for (b, o), n in self.apnea.items() if b == bed})
+        return _of_bed(self.apnea, bed)
 
     def events(self, bed: str) -> Counter[str]:
         """Scored events per code of one bed."""
-        return Counter({c: n for (b, c), n in self.scored.items() if b == bed})
+        return _of_bed(self.scored, bed)
 
     def alarms(self, bed: str, kind: str) -> Counter[str]:
         """Onsets per code of one bed and kind (technical or physiological)."""
@@ -199,6 +199,11 @@ class TallySink:
 
     async def aclose(self) -> None:
         return None
+
+
+def _of_bed(counter: Counter[tuple[str, str]], bed: str) -> Counter[str]:
+    """One bed's part of a counter keyed by (bed, name)."""
+    return Counter({name: n for (b, name), n in counter.items() if b == bed})
 
 
 class MemorySink:

@@ -99,15 +99,15 @@ def load_models(path: Path = MODEL_PATH) -> dict[str, Model]:
     return apnea_model.load_models(path)
 
 
-def load_validation(path: Path = MODEL_PATH) -> dict[str, dict[str, Any]]:
-    """The shipped models' figures on real data, by input set."""
-    return apnea_model.load_validation(path)
-
-
 def load_shipped(path: Path = MODEL_PATH) -> apnea_model.Parsed:
     """The shipped models and their figures in one read (the composition root shares them
     between beds: the models are read-only)."""
     return apnea_model.parse_file(path)
+
+
+def load_validation(path: Path = MODEL_PATH) -> dict[str, dict[str, Any]]:
+    """The shipped models' figures on real data, by input set."""
+    return load_shipped(path)[1]
 
 
 @dataclass(slots=True)

@@ -7,8 +7,7 @@
 - ``LogisticModel``: standardised logistic regression (the earlier model, still readable).
 
 ``parse_file`` reads the shipped file: one model per input set (``"spo2_hr"``, ``"hr"``) and
-the figures on real data each model's minutes cite (``load_models``, ``load_validation``: one of
-the two).
+the figures on real data each model's minutes cite (``load_models``: the models alone).
 """
 
 from __future__ import annotations
@@ -195,7 +194,3 @@ def load_models(path: Path) -> dict[str, Model]:
     """The shipped models by input set: ``"spo2_hr"`` and ``"hr"``."""
     return parse_file(path)[0]
 
-
-def load_validation(path: Path) -> dict[str, dict[str, Any]]:
-    """Per input set, the cross-validated figures on real data that back the model's minutes."""
-    return parse_file(path)[1]

@@ -230,12 +230,11 @@ def evaluate_minutes(folder: Path, kind: str = "boosted", *, detail: bool = Fals
     usable = np.concatenate(oks)
     fig["ece"] = ece(np.stack([1.0 - p[usable], p[usable]], axis=1), y[usable].astype(np.int64))
     fig["abstained_minutes"] = int(np.logical_not(usable).sum())
-    per_rec = [auroc(ys[i], probs[i]) for i in range(len(recs))]
-    fig["auroc_record_median"] = float(np.nanmedian(per_rec))
-    acc_rec = [float(((probs[i] >= 0.5) == ys[i]).mean()) for i in range(len(recs))]
-    fig["accuracy_record_mean"] = float(np.mean(acc_rec))
-    lab_idx = [60.0 * float(v.mean()) for v in ys]
-    est_idx = [60.0 * float((q >= 0.5).mean()) for q in probs]
+    rows, groups = per_record([p.name.removesuffix(".minutes.csv") for p in recs], ys, probs)
+    fig["auroc_record_median"] = float(np.nanmedian([r["auroc"] for r in rows]))
+    fig["accuracy_record_mean"] = float(np.mean([r["accuracy"] for r in rows]))
+    lab_idx = [60.0 * r["labelled"] for r in rows]  # apnea minutes per hour, per night
+    est_idx = [60.0 * r["predicted"] for r in rows]
     fig["index_pearson_r"] = _pearson(est_idx, lab_idx)
     fig["index_mae_per_h"] = float(np.mean(np.abs(np.subtract(est_idx, lab_idx))))
     if odis:
@@ -243,8 +242,7 @@ def evaluate_minutes(folder: Path, kind: str = "boosted", *, detail: bool = Fals
         score = np.concatenate(odi_min)
         fig["odi3_rule"] = binary(y, score > 0, score)
     if detail:
-        fig["per_record"], fig["groups"] = per_record(
-            [p.name.removesuffix(".minutes.csv") for p in recs], ys, probs)
+        fig["per_record"], fig["groups"] = rows, groups
     final = fit_model(np.concatenate(xs), np.concatenate(ys), names, kind)
     return fig, {key: final.to_json()}
 

@@ -113,12 +113,10 @@ def print_summary(
     w(f"technical alarms      {tech}\n")
     w(f"physiological alarms  {phys}\n")
     w(f"scored events         {counts_text(tally.events(name))}\n")
-    stages = tally.stages(name)
-    w(f"stage events          {tally.types.get('stage', 0)}"
-      f"{': ' + counts_text(stages) if stages else ''}\n")
-    minutes = tally.minutes(name)
-    w(f"apnea minutes         {tally.types.get('apnea_minute', 0)}"
-      f"{': ' + counts_text(minutes) if minutes else ''}\n")
+    for label, kind, parts in (("stage events", "stage", tally.stages(name)),
+                               ("apnea minutes", "apnea_minute", tally.minutes(name))):
+        w(f"{label:<22}{tally.types.get(kind, 0)}"
+          f"{': ' + counts_text(parts) if parts else ''}\n")
     others = {k: v for k, v in tally.types.items()
               if k not in ("alert", "event", "stage", "apnea_minute")}
     w(f"other events          {counts_text(Counter(others))}\n")
